@@ -1,0 +1,49 @@
+# nvmemd — `make demo` runs the bundled demo board, `make test` the whole suite.
+# Both install what they need on a fresh Debian bookworm machine (apt + a venv)
+# and are idempotent: a second run installs nothing.
+
+PYTHON    ?= python3
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages the build, the tests and the demo use: one list, .ci/apt-packages.txt.
+APT_PACKAGES := $(shell sed -e 's/\#.*//' .ci/apt-packages.txt)
+
+.PHONY: all setup demo test lint typecheck bench clean
+
+all: test
+
+.stamp-apt: .ci/apt-packages.txt
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing $$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@touch $@
+
+$(VENV)/.stamp: pyproject.toml .stamp-apt
+	[ -x $(VPY) ] || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[systemd,fdt,dev]'
+	@touch $@
+
+setup: .stamp-apt $(VENV)/.stamp
+
+demo: setup
+	$(VPY) examples/demo-board/demo.py
+
+test: setup
+	$(VPY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && { echo "no tests collected"; exit 1; }; exit $$rc
+
+lint: setup
+	$(VENV)/bin/ruff check nvmemd tests
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(VPY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .stamp-apt build *.egg-info examples/demo-board/sysroot
