@@ -47,3 +47,25 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .stamp-apt build *.egg-info examples/demo-board/sysroot
+
+# Debian package (issue 6). Built from a copy of the tree (tracked files plus
+# untracked, non-ignored ones) in build/deb-src, because dpkg-buildpackage
+# writes its results to the parent directory; they end up in build/deb/.
+# `make deb` needs the build dependencies of debian/control (.ci/apt-packages.txt).
+DEB_SRC := build/deb-src/nvmemd
+DEB_OUT := build/deb
+# Debian's own toolchain and /usr/bin/python3, not a pyenv or venv python first on PATH.
+DEB_PATH := /usr/sbin:/usr/bin:/sbin:/bin
+
+.PHONY: deb
+deb: .stamp-apt
+	rm -rf build/deb-src $(DEB_OUT)
+	mkdir -p $(DEB_SRC) $(DEB_OUT)
+	git ls-files -z --cached --others --exclude-standard \
+		| tar --null --no-recursion --ignore-failed-read -T - -cf - 2>/dev/null \
+		| tar -C $(DEB_SRC) -xf -
+	cd $(DEB_SRC) && env PATH=$(DEB_PATH) dpkg-buildpackage -us -uc -b > ../build.log 2>&1 \
+		|| { tail -40 ../build.log; exit 1; }
+	mv build/deb-src/*.deb build/deb-src/*.changes build/deb-src/*.buildinfo $(DEB_OUT)/
+	env PATH=$(DEB_PATH) lintian --info --display-info --pedantic --fail-on error,warning $(DEB_OUT)/*.changes
+	@ls -l $(DEB_OUT)/*.deb
