@@ -1,0 +1,114 @@
+"""The CLI's direct back end: the registry built from sysfs, in this process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from .config import load_config
+from .errors import NvmemError
+from .records import (
+    CellRecord,
+    broken_record,
+    cell_record,
+    cell_record_with_value,
+    provider_record,
+)
+from .registry import Registry, scan
+from .sysroot import Sysroot
+
+#: Chunk size of `dump` reads: bounded memory whatever the provider size.
+DUMP_CHUNK = 64 * 1024
+
+
+@dataclass
+class DirectBackend:
+    registry: Registry
+
+    @classmethod
+    def open(cls, sysroot: str | None, config: str | None) -> DirectBackend:
+        root = Sysroot.from_arg(sysroot)
+        return cls(scan(root, load_config(root, config)))
+
+    def providers(self) -> list[dict[str, Any]]:
+        records = [provider_record(e) for e in self.registry]
+        records += [broken_record(b) for b in self.registry.broken.values()]
+        return sorted(records, key=lambda r: str(r["name"]))
+
+    def _entries(self, provider: str | None) -> list[Any]:
+        if provider is None:
+            return list(self.registry)
+        return [self.registry.provider(provider)]
+
+    def cells(self, provider: str | None = None) -> list[CellRecord]:
+        return [cell_record_with_value(self.registry, e, c)
+                for e in self._entries(provider) for c in e.cells]
+
+    def errors(self, provider: str | None = None) -> list[str]:
+        errs = [err for e in self._entries(provider) for err in e.errors]
+        if provider is None:
+            errs += [b.error for b in self.registry.broken.values()]
+        return errs
+
+    def get(self, spec: str, provider: str | None) -> tuple[CellRecord, bytes]:
+        entry, cell = self.registry.resolve_cell(spec, provider)
+        return cell_record(entry, cell), self.registry.read_cell(entry, cell)
+
+    def dump(self, provider: str, offset: int, length: int | None) -> bytes:
+        entry = self.registry.provider(provider)
+        end = entry.provider.size if length is None else min(offset + length, entry.provider.size)
+        chunks: list[bytes] = []
+        pos = offset
+        while pos < end or (pos == offset and not chunks):
+            n = min(DUMP_CHUNK, end - pos)
+            chunks.append(self.registry.read_provider(entry, pos, n))
+            pos += n
+            if n <= 0:
+                break
+        return b"".join(chunks)
+
+    def verify(self) -> dict[str, list[str]]:
+        """Compare every provider that has a kernel ``cells/`` directory."""
+        report: dict[str, list[str]] = {"checked": [], "skipped": [], "differences": []}
+        sysroot = self.registry.sysroot
+        for entry in self.registry:
+            p = entry.provider
+            if not p.has_kernel_cells:
+                if entry.cells:
+                    report["skipped"].append(f"{p.name}: the kernel shows no cells/ directory")
+                continue
+            cells_dir = sysroot.host_path(p.sys_path + "/cells")
+            kernel = set(os.listdir(cells_dir))
+            ours = {c.sysfs_name: c for c in entry.cells}
+            for name in sorted(kernel - ours.keys()):
+                report["differences"].append(f"{p.name}: kernel has cell {name}, nvmemd does not")
+            for name in sorted(ours.keys() - kernel):
+                report["differences"].append(f"{p.name}: nvmemd has cell {name}, kernel does not")
+            for name in sorted(kernel & ours.keys()):
+                try:
+                    theirs: bytes | None = (cells_dir / name).read_bytes()
+                except OSError as e:
+                    theirs = None
+                    their_err = e.strerror
+                try:
+                    mine: bytes | None = self.registry.read_cell(entry, ours[name])
+                except NvmemError as e:
+                    mine = None
+                    my_err = str(e)
+                if theirs is None and mine is None:
+                    continue
+                if theirs is None:
+                    report["differences"].append(
+                        f"{p.name}: {name}: kernel read fails ({their_err}), nvmemd reads "
+                        f"{mine.hex() if mine is not None else ''}")
+                elif mine is None:
+                    report["differences"].append(
+                        f"{p.name}: {name}: kernel reads {theirs.hex()}, nvmemd fails ({my_err})")
+                elif theirs != mine:
+                    report["differences"].append(
+                        f"{p.name}: {name}: kernel {theirs.hex()} != nvmemd {mine.hex()}")
+            report["checked"].append(f"{p.name}: {len(kernel)} kernel cell(s)")
+        return report
+
+

@@ -1,0 +1,251 @@
+"""``nvmemd-query``: providers and cells for scripts and people.
+
+Direct mode reads sysfs and the device tree itself; it imports neither
+pyudev nor dbus-fast, so a ``get`` costs little more than starting Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, BinaryIO, Final
+
+from . import __version__
+from .errors import (
+    AccessDeniedError,
+    ConfigError,
+    InvalidArgumentError,
+    NotFoundError,
+    NvmemError,
+    ProviderGoneError,
+    ProviderIOError,
+    SysrootError,
+)
+from .formats import FORMATS, format_value
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1  # also: `verify` found differences
+EXIT_INVALID: Final = 2
+EXIT_NOT_FOUND: Final = 3
+EXIT_ACCESS: Final = 4
+EXIT_IO: Final = 5
+EXIT_GONE: Final = 6
+EXIT_TIMEOUT: Final = 7
+
+#: Most specific class first.
+EXIT_CODES: Final[tuple[tuple[type[NvmemError], int], ...]] = (
+    (InvalidArgumentError, EXIT_INVALID),
+    (ConfigError, EXIT_INVALID),
+    (NotFoundError, EXIT_NOT_FOUND),
+    (AccessDeniedError, EXIT_ACCESS),
+    (ProviderGoneError, EXIT_GONE),
+    (ProviderIOError, EXIT_IO),
+    (SysrootError, EXIT_IO),
+)
+
+
+def exit_code_for(error: NvmemError) -> int:
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return EXIT_FAILURE
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+
+    parser = argparse.ArgumentParser(
+        prog="nvmemd-query",
+        description="Read NVMEM providers and cells as the Linux kernel defines them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--sysroot", metavar="DIR",
+                        help="read sysfs and the device tree below DIR "
+                             "(default: $NVMEMD_SYSROOT or /)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="configuration file "
+                             "(default: /etc/nvmemd/nvmemd.toml under the sysroot)")
+    parser.add_argument("--direct", action="store_true",
+                        help="read sysfs directly even when the daemon is running")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("providers", parents=[common], help="list nvmem providers")
+
+    p = sub.add_parser("cells", parents=[common], help="list cells with their values")
+    p.add_argument("provider", nargs="?", help="only this provider")
+
+    p = sub.add_parser("get", parents=[common], help="read one cell")
+    p.add_argument("spec", help="name, PROVIDER:NAME, NAME@OFFSET,BIT, DT path or DT label")
+    p.add_argument("--provider", metavar="P", help="look only at provider P")
+    p.add_argument("--format", "-f", choices=FORMATS, default="hex")
+    p.add_argument("--endian", choices=("little", "big"), default="little",
+                   help="byte order of the u8..u64 formats")
+
+    p = sub.add_parser("dump", parents=[common], help="hexdump a provider's raw bytes")
+    p.add_argument("provider")
+    p.add_argument("--offset", type=_int, default=0)
+    p.add_argument("--length", type=_int, default=None, help="default: to the end")
+
+    sub.add_parser("verify", parents=[common],
+                   help="compare with the kernel's cells/ directories (6.8+)")
+    return parser
+
+
+# --- output ------------------------------------------------------------------------
+
+
+def _print_json(out: BinaryIO, data: Any) -> None:
+    out.write(json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n")
+
+
+def _table(out: BinaryIO, rows: list[list[str]]) -> None:
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        out.write(line.encode("utf-8", "backslashreplace") + b"\n")
+
+
+def _short_hex(value: str | None, error: str | None) -> str:
+    if value is None:
+        return f"<{error or 'unreadable'}>"
+    return value if len(value) <= 64 else value[:64] + "…"
+
+
+def hexdump(data: bytes, base: int) -> bytes:
+    """``hexdump -C`` style lines."""
+    lines = []
+    for i in range(0, len(data), 16):
+        chunk = data[i : i + 16]
+        hexes = " ".join(f"{b:02x}" for b in chunk[:8]) + "  " + " ".join(
+            f"{b:02x}" for b in chunk[8:])
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
+        lines.append(f"{base + i:08x}  {hexes:<49} |{text}|")
+    lines.append(f"{base + len(data):08x}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+# --- commands ----------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, out: BinaryIO) -> int:
+    from .backend_direct import DirectBackend
+
+    backend = DirectBackend.open(args.sysroot, args.config)
+    return dispatch(backend, args, out)
+
+
+def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
+    if args.command == "providers":
+        providers = backend.providers()
+        if args.json:
+            _print_json(out, providers)
+        else:
+            rows = [["NAME", "TYPE", "SIZE", "ACCESS", "CELLS", "LEGACY", "OF_NODE"]]
+            for p in providers:
+                access = ("root-only " if p.get("root_only") else "") + (
+                    "ro" if p.get("read_only", True) else "rw")
+                rows.append([p["name"], p.get("type", "?"), str(p.get("size", "?")), access,
+                             str(p["cells"]) + (" (rejected)" if p.get("rejected") else ""),
+                             "yes" if p.get("legacy_cells") else "no", p.get("of_node") or "-"])
+            _table(out, rows)
+            for p in providers:
+                for note in p.get("notes", [])[1:]:
+                    out.write(f"{p['name']}: {note}\n".encode("utf-8", "backslashreplace"))
+            for p in providers:
+                for err in p.get("errors", []):
+                    sys.stderr.write(f"nvmemd-query: {err}\n")
+        return EXIT_OK
+
+    if args.command == "cells":
+        cells = backend.cells(args.provider)
+        if args.json:
+            _print_json(out, cells)
+        else:
+            rows = [["PROVIDER", "CELL", "BYTES", "SOURCE", "VALUE"]]
+            for c in cells:
+                rows.append([c["provider"], c["sysfs_name"], str(c["bytes"]), c["source"],
+                             _short_hex(c.get("value"), c.get("error"))])
+            _table(out, rows)
+        for err in backend.errors(args.provider):
+            sys.stderr.write(f"nvmemd-query: {err}\n")
+        return EXIT_OK
+
+    if args.command == "get":
+        record, value = backend.get(args.spec, args.provider)
+        formatted = format_value(value, args.format, args.endian)
+        if args.json:
+            record = dict(record, value=value.hex())
+            if args.format not in ("hex", "raw"):
+                record["formatted"] = formatted.decode().rstrip("\n")
+            _print_json(out, record)
+        else:
+            out.write(formatted)
+        return EXIT_OK
+
+    if args.command == "dump":
+        offset = args.offset
+        data = backend.dump(args.provider, offset, args.length)
+        if args.json:
+            _print_json(out, {"provider": args.provider, "offset": offset,
+                              "length": len(data), "data": data.hex()})
+        else:
+            out.write(hexdump(data, offset))
+        return EXIT_OK
+
+    if args.command == "verify":
+        report = backend.verify()
+        if args.json:
+            _print_json(out, report)
+        else:
+            for line in report["checked"]:
+                out.write(f"checked {line}\n".encode())
+            for line in report["skipped"]:
+                out.write(f"skipped {line}\n".encode())
+            for line in report["differences"]:
+                out.write(f"DIFFERENCE {line}\n".encode())
+            if not report["checked"]:
+                out.write(b"nothing to verify: no provider has a kernel cells/ directory "
+                          b"(kernel older than 6.8?)\n")
+        return EXIT_FAILURE if report["differences"] else EXIT_OK
+
+    raise InvalidArgumentError(f"unknown command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL,
+                        format="nvmemd-query: %(message)s")
+    out = sys.stdout.buffer
+    try:
+        return run(args, out)
+    except NvmemError as e:
+        sys.stderr.write(f"nvmemd-query: {e}\n")
+        return exit_code_for(e)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The live device tree, read as raw bytes.
+
+The kernel exports one file per property and one directory per node under
+``/sys/firmware/devicetree/base`` (``/proc/device-tree`` links there).  A
+property's bytes are untyped: this module never guesses a type, it hands out
+``bytes`` and leaves decoding to the binding that knows (``reg`` is be32 pairs,
+``compatible`` a NUL-separated string list, ...).
+
+``readdir()`` does not return children in DT order, yet the order matters (a
+bad cell stops a fixed layout after the cells before it).  The boot blob at
+``/sys/firmware/fdt`` has the order; when it can be read it is parsed with
+pylibfdt (imported only then).  Otherwise children are sorted by unit address,
+which is the order DTS authors use for cells.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .sysroot import Sysroot
+
+log = logging.getLogger(__name__)
+
+DT_BASES = ("/sys/firmware/devicetree/base", "/proc/device-tree")
+FDT_BLOB = "/sys/firmware/fdt"
+
+
+def node_name(path_or_basename: str) -> str:
+    """The node name without ``@unit-address``, as the kernel's ``%pOFn`` prints it."""
+    base = path_or_basename.rsplit("/", 1)[-1]
+    return base.split("@", 1)[0]
+
+
+def be32_list(raw: bytes) -> list[int]:
+    """Big-endian u32 cells of a property (trailing partial cell ignored)."""
+    return [int.from_bytes(raw[i : i + 4], "big") for i in range(0, len(raw) - 3, 4)]
+
+
+def string_list(raw: bytes) -> list[str]:
+    """A NUL-separated string list (``compatible``, ``nvmem-cell-names``)."""
+    if not raw:
+        return []
+    return [s.decode("utf-8", "replace") for s in raw.rstrip(b"\0").split(b"\0")]
+
+
+def _unit_address_key(basename: str) -> tuple[int, int, str]:
+    _, _, unit = basename.partition("@")
+    first = re.split(r"[,]", unit, maxsplit=1)[0] if unit else ""
+    try:
+        return (0, int(first, 16), basename)
+    except ValueError:
+        return (1, 0, basename)
+
+
+@dataclass(frozen=True)
+class DtNode:
+    """One node of the tree, addressed by its full path (``/soc/eeprom@50``)."""
+
+    tree: DeviceTree = field(repr=False, compare=False)
+    path: str
+
+    @property
+    def basename(self) -> str:
+        return self.path.rsplit("/", 1)[-1] or "/"
+
+    @property
+    def name(self) -> str:
+        """Node name before ``@`` (``%pOFn``)."""
+        return node_name(self.basename)
+
+    @property
+    def parent(self) -> DtNode | None:
+        if self.path == "/":
+            return None
+        return DtNode(self.tree, self.path.rsplit("/", 1)[0] or "/")
+
+    def prop(self, name: str) -> bytes | None:
+        """The raw bytes of property *name*, or None when it is absent."""
+        return self.tree.read_property(self.path, name)
+
+    def has_prop(self, name: str) -> bool:
+        return self.prop(name) is not None
+
+    def compatible(self) -> list[str]:
+        return string_list(self.prop("compatible") or b"")
+
+    def is_compatible(self, compat: str) -> bool:
+        """``of_device_is_compatible()``: any entry, compared case-insensitively."""
+        wanted = compat.lower()
+        return any(c.lower() == wanted for c in self.compatible())
+
+    def children(self) -> list[DtNode]:
+        """Child nodes in DT order (see the module docstring)."""
+        return [DtNode(self.tree, _join(self.path, b)) for b in self.tree.child_names(self.path)]
+
+    def child_by_name(self, name: str) -> DtNode | None:
+        """``of_get_child_by_name()``: the first child whose name before ``@`` matches."""
+        for child in self.children():
+            if child.name == name:
+                return child
+        return None
+
+    def exists(self) -> bool:
+        return self.tree.node_exists(self.path)
+
+
+def _join(parent: str, basename: str) -> str:
+    return ("" if parent == "/" else parent) + "/" + basename
+
+
+class DeviceTree:
+    """The tree under a sysroot; cheap to create, reads lazily."""
+
+    def __init__(self, sysroot: Sysroot) -> None:
+        self.sysroot = sysroot
+        self.base = next((b for b in DT_BASES if sysroot.exists(b)), DT_BASES[0])
+
+    def node(self, path: str) -> DtNode:
+        return DtNode(self, path if path.startswith("/") else "/" + path)
+
+    def node_exists(self, path: str) -> bool:
+        return self._host(path).is_dir()
+
+    def _host(self, path: str) -> Path:
+        return self.sysroot.resolved_host_path(self.base + ("" if path == "/" else path))
+
+    def read_property(self, path: str, name: str) -> bytes | None:
+        host = self._host(path)
+        try:
+            with open(os.path.join(host, name), "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+
+    def child_names(self, path: str) -> list[str]:
+        host = self._host(path)
+        try:
+            with os.scandir(host) as it:
+                live = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        order = self._fdt_order().get(path)
+        if order is None:
+            return sorted(live, key=_unit_address_key)
+        live_set = set(live)
+        ordered = [n for n in order if n in live_set]
+        # Nodes added after boot (overlays) come last, in unit-address order.
+        seen = set(ordered)
+        ordered += sorted((n for n in live if n not in seen), key=_unit_address_key)
+        return ordered
+
+    def of_node_path(self, host_link_target: str) -> str | None:
+        """The DT path of an in-sysroot path below a device-tree base."""
+        for base in DT_BASES:
+            if host_link_target == base:
+                return "/"
+            if host_link_target.startswith(base + "/"):
+                return host_link_target[len(base) :]
+        return None
+
+    def label_path(self, label: str) -> str | None:
+        """The node a ``__symbols__`` label names, if the tree exports symbols."""
+        raw = self.read_property("/__symbols__", label)
+        if raw is None:
+            return None
+        return raw.rstrip(b"\0").decode("utf-8", "replace")
+
+    def labels_of(self, path: str) -> list[str]:
+        """Every ``__symbols__`` label that names *path*."""
+        return self._labels().get(path, [])
+
+    @functools.cache  # noqa: B019 - one DeviceTree per scan, freed with it
+    def _labels(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        host = self._host("/__symbols__")
+        try:
+            names = sorted(os.listdir(host))
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        for label in names:
+            target = self.label_path(label)
+            if target:
+                out.setdefault(target, []).append(label)
+        return out
+
+    def by_phandle(self, phandle: int) -> DtNode | None:
+        path = self._phandles().get(phandle)
+        return DtNode(self, path) if path else None
+
+    @functools.cache  # noqa: B019
+    def _phandles(self) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for node in self.walk(self.node("/")):
+            raw = node.prop("phandle") or node.prop("linux,phandle")
+            if raw and len(raw) == 4:
+                out[int.from_bytes(raw, "big")] = node.path
+        return out
+
+    def walk(self, start: DtNode) -> Iterator[DtNode]:
+        yield start
+        for child in start.children():
+            yield from self.walk(child)
+
+    @functools.cache  # noqa: B019
+    def _fdt_order(self) -> dict[str, list[str]]:
+        """Child order per node path from the boot blob, or {} when unreadable."""
+        try:
+            blob = self.sysroot.read_bytes(FDT_BLOB)
+        except (OSError, ValueError):
+            return {}
+        try:
+            return fdt_child_order(blob)
+        except Exception as e:  # a corrupt blob must not stop the scan
+            log.warning("ignoring unreadable %s: %s", FDT_BLOB, e)
+            return {}
+
+
+def fdt_child_order(blob: bytes) -> dict[str, list[str]]:
+    """Map every node path of a flattened tree to its children's names, in order."""
+    import libfdt  # Debian python3-libfdt / PyPI pylibfdt; only needed here
+
+    fdt = libfdt.Fdt(blob)
+    order: dict[str, list[str]] = {}
+
+    def visit(offset: int, path: str) -> None:
+        names: list[str] = []
+        child = fdt.first_subnode(offset, libfdt.QUIET_NOTFOUND)
+        while child >= 0:
+            name = fdt.get_name(child)
+            names.append(name)
+            visit(child, _join(path, name))
+            child = fdt.next_subnode(child, libfdt.QUIET_NOTFOUND)
+        order[path] = names
+
+    visit(0, "/")
+    return order

@@ -1,0 +1,72 @@
+"""The exception tree.
+
+Every error a user can meet carries what failed (a provider, a DT node, a
+configuration key) so that one line of output is enough to fix the board.
+Each class maps to one exit code of ``nvmemd-query`` and one D-Bus error name;
+the mapping tables live with the front ends, not here.
+"""
+
+from __future__ import annotations
+
+
+class NvmemError(Exception):
+    """Base class of every error nvmemd reports to a user."""
+
+
+class InvalidArgumentError(NvmemError):
+    """The caller asked for something malformed (a bad spec, offset, format)."""
+
+
+class NotFoundError(NvmemError):
+    """No provider or cell matches what was asked for."""
+
+
+class AmbiguousError(InvalidArgumentError):
+    """A name matches several cells; the message lists the candidates."""
+
+    def __init__(self, spec: str, candidates: list[str]) -> None:
+        self.spec = spec
+        self.candidates = candidates
+        listed = "\n  ".join(candidates)
+        super().__init__(f"'{spec}' is ambiguous; candidates:\n  {listed}")
+
+
+class AccessDeniedError(NvmemError):
+    """The provider is root-only (mode 0400) and the caller may not read it."""
+
+
+class ProviderGoneError(NvmemError):
+    """The provider disappeared between listing and reading."""
+
+
+class ProviderIOError(NvmemError):
+    """Reading the provider's ``nvmem`` file failed."""
+
+
+class SysrootError(NvmemError):
+    """A path under the sysroot cannot be resolved: it escapes or loops."""
+
+
+class DeviceTreeError(NvmemError):
+    """A device-tree node cannot be turned into cells.
+
+    ``node`` is the full DT path, printed like the kernel's ``%pOF``.
+    """
+
+    def __init__(self, node: str, message: str) -> None:
+        self.node = node
+        super().__init__(f"{message} on {node}")
+
+
+class LayoutError(NvmemError):
+    """A dynamic layout (ONIE TLV, U-Boot env, ...) rejected its media."""
+
+
+class ConfigError(NvmemError):
+    """The configuration file is unreadable or invalid; ``key`` names the culprit."""
+
+    def __init__(self, path: str, key: str | None, message: str) -> None:
+        self.path = path
+        self.key = key
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {message}")

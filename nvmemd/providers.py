@@ -1,0 +1,150 @@
+"""NVMEM providers as sysfs shows them.
+
+Mirrors what ``drivers/nvmem/core.c: nvmem_register()`` publishes under
+``/sys/bus/nvmem/devices/<name>``: the ``nvmem`` binary attribute (its mode
+encodes root_only / read_only, its size the provider size), ``type``,
+``force_ro`` (only when the driver can write) and the ``of_node`` link.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import stat
+from dataclasses import dataclass
+
+from .devicetree import DeviceTree
+from .errors import SysrootError
+from .sysroot import Sysroot
+
+log = logging.getLogger(__name__)
+
+NVMEM_BUS = "/sys/bus/nvmem/devices"
+
+#: include/linux/mtd/mtd.h: mtd_type_is_nand(): MTD_NANDFLASH, MTD_MLCNANDFLASH,
+#: as drivers/mtd/mtdcore.c: mtd_type_show() spells them.
+MTD_NAND_TYPES = frozenset({"nand", "mlc-nand"})
+
+#: drivers/mtd/mtdcore.c: mtd_otp_nvmem_add(): "user-otp" / "factory-otp" + NVMEM_DEVID_AUTO
+MTD_OTP_NAME = re.compile(r"^(user-otp|factory-otp)\d+$")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One nvmem device."""
+
+    name: str
+    sys_path: str  # resolved in-sysroot device directory
+    type: str
+    size: int
+    mode: int  # permission bits of the nvmem file
+    force_ro: bool | None  # None: no force_ro attribute (driver has no reg_write)
+    of_node: str | None  # DT path
+    compatible: tuple[str, ...]
+    driver: str | None  # driver of the nearest ancestor device that has one
+    parent_subsystem: str | None
+    mtd_type: str | None
+    has_kernel_cells: bool  # the kernel published cells/ (6.8+)
+
+    @property
+    def nvmem_path(self) -> str:
+        return self.sys_path + "/nvmem"
+
+    @property
+    def root_only(self) -> bool:
+        """``nvmem_bin_attr_get_umode()``: 0400 unless !root_only adds 0044."""
+        return not self.mode & 0o044
+
+    @property
+    def writable(self) -> bool:
+        return bool(self.mode & 0o200)
+
+    @property
+    def read_only(self) -> bool:
+        """``force_ro`` shows the kernel's read_only; no attribute means no reg_write."""
+        return True if self.force_ro is None else self.force_ro
+
+    @property
+    def is_mtd(self) -> bool:
+        return self.parent_subsystem == "mtd"
+
+    @property
+    def is_mtd_otp(self) -> bool:
+        return MTD_OTP_NAME.match(self.name) is not None and self.mtd_type is not None
+
+
+def list_provider_names(sysroot: Sysroot) -> list[str]:
+    return sysroot.listdir(NVMEM_BUS)
+
+
+def _link_basename(sysroot: Sysroot, path: str) -> str | None:
+    try:
+        target = sysroot.readlink_resolved(path)
+    except SysrootError:
+        return None
+    return target.rsplit("/", 1)[-1] if target else None
+
+
+def _nearest_driver(sysroot: Sysroot, device_dir: str) -> str | None:
+    path = device_dir.rsplit("/", 1)[0]
+    while path.startswith("/sys/devices/"):
+        name = _link_basename(sysroot, path + "/driver")
+        if name:
+            return name
+        path = path.rsplit("/", 1)[0]
+    return None
+
+
+def _mtd_type(sysroot: Sysroot, name: str, parent: str, parent_subsystem: str | None) -> str | None:
+    if parent_subsystem == "mtd":
+        return sysroot.read_text(parent + "/type")
+    if MTD_OTP_NAME.match(name):
+        # mtd_otp_nvmem_register(): config.dev = mtd->dev.parent, the flash device,
+        # which holds the mtd class devices in its mtd/ directory.
+        for child in sysroot.listdir(parent + "/mtd"):
+            kind = sysroot.read_text(f"{parent}/mtd/{child}/type")
+            if kind:
+                return kind
+    return None
+
+
+def read_provider(sysroot: Sysroot, tree: DeviceTree, name: str) -> Provider:
+    """Describe provider *name*; raises OSError/SysrootError if it is unusable."""
+    sys_path = sysroot.resolve(f"{NVMEM_BUS}/{name}")
+    nvmem = sysroot.host_path(sys_path + "/nvmem")
+    st = os.stat(nvmem)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(f"{sys_path}/nvmem is not a regular file")
+    force_ro_text = sysroot.read_text(sys_path + "/force_ro")
+    force_ro = None if force_ro_text is None else force_ro_text.strip() in ("1", "Y", "y")
+
+    of_node: str | None = None
+    compatible: tuple[str, ...] = ()
+    try:
+        link = sysroot.readlink_resolved(sys_path + "/of_node")
+    except SysrootError as e:
+        raise SysrootError(f"{name}: of_node: {e}") from e
+    if link:
+        of_node = tree.of_node_path(link)
+        if of_node is None:
+            log.warning("%s: of_node points outside the device tree: %s", name, link)
+        else:
+            compatible = tuple(tree.node(of_node).compatible())
+
+    parent = sys_path.rsplit("/", 1)[0]
+    parent_subsystem = _link_basename(sysroot, parent + "/subsystem")
+    return Provider(
+        name=name,
+        sys_path=sys_path,
+        type=sysroot.read_text(sys_path + "/type") or "Unknown",
+        size=st.st_size,
+        mode=stat.S_IMODE(st.st_mode),
+        force_ro=force_ro,
+        of_node=of_node,
+        compatible=compatible,
+        driver=_nearest_driver(sysroot, sys_path),
+        parent_subsystem=parent_subsystem,
+        mtd_type=_mtd_type(sysroot, name, parent, parent_subsystem),
+        has_kernel_cells=sysroot.host_path(sys_path + "/cells").is_dir(),
+    )

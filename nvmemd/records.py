@@ -1,0 +1,84 @@
+"""Plain records (JSON-ready dicts) of providers and cells.
+
+Both CLI back ends (direct and D-Bus) produce exactly these records, so that
+``--json`` output is the same whichever way the data came.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from .cells import CellInfo
+from .errors import NvmemError
+from .registry import BrokenProvider, ProviderEntry, Registry
+
+
+class CellRecord(TypedDict, total=False):
+    provider: str
+    name: str
+    sysfs_name: str
+    offset: int
+    bit_offset: int
+    nbits: int
+    bytes: int
+    source: str
+    of_node: str | None
+    value: str | None
+    error: str
+    consumers: list[dict[str, Any]]
+
+
+def cell_record(entry: ProviderEntry, cell: CellInfo) -> CellRecord:
+    return CellRecord(
+        provider=entry.name,
+        name=cell.name,
+        sysfs_name=cell.sysfs_name,
+        offset=cell.offset,
+        bit_offset=cell.bit_offset,
+        nbits=cell.nbits,
+        bytes=cell.bytes,
+        source=cell.source,
+        of_node=cell.of_node,
+    )
+
+
+def cell_record_with_value(registry: Registry, entry: ProviderEntry, cell: CellInfo
+                           ) -> CellRecord:
+    rec = cell_record(entry, cell)
+    try:
+        rec["value"] = registry.read_cell(entry, cell).hex()
+    except NvmemError as e:
+        rec["value"] = None
+        rec["error"] = str(e)
+    return rec
+
+
+def provider_record(entry: ProviderEntry) -> dict[str, Any]:
+    p = entry.provider
+    return {
+        "name": p.name,
+        "type": p.type,
+        "size": p.size,
+        "read_only": p.read_only,
+        "root_only": p.root_only,
+        "writable": p.writable,
+        "of_node": p.of_node,
+        "compatible": list(p.compatible),
+        "driver": p.driver,
+        "mtd_type": p.mtd_type,
+        "legacy_cells": entry.rules.legacy_cells,
+        "stride": entry.rules.access.stride,
+        "word_size": entry.rules.access.word_size,
+        "cells": len(entry.cells),
+        "kernel_cells": p.has_kernel_cells,
+        "rejected": entry.rejected,
+        "errors": list(entry.errors),
+        "notes": list(entry.notes),
+        "validity": [
+            {k: v for k, v in vars(val).items() if v is not None} for val in entry.validity
+        ],
+    }
+
+
+def broken_record(broken: BrokenProvider) -> dict[str, Any]:
+    return {"name": broken.name, "errors": [broken.error], "cells": 0, "rejected": True}
