@@ -35,7 +35,11 @@ mkdir -p $O
 copy_file() {  # absolute path of a readable regular file
     [ -f "$1" ] || return 0
     mkdir -p "$O$(dirname "$1")"
-    cat "$1" > "$O$1" 2>/dev/null || rm -f "$O$1"
+    if cat "$1" > "$O$1" 2>/dev/null; then
+        echo "$(stat -c %a "$1") $1" >> $O/modes.txt
+    else
+        rm -f "$O$1"
+    fi
 }
 copy_link() {  # absolute path of a symlink: copied as is (sysfs links are relative)
     [ -L "$1" ] || return 0

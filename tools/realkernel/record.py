@@ -56,7 +56,8 @@ PFLASH_SIZE = 64 << 20
 BEGIN, END = "===RECORDER-BEGIN===", "===RECORDER-END==="
 DMESG_RE = re.compile(
     r"nvmem|mtd|rmem|partition|cfi|physmap|flash|u-boot|u_boot|onie|tlv|sl28|vpd|layout|"
-    r"at24|eeprom|rtc-ds1307|ds1307|ds1338|reserved mem|Reserved memory|RECORDER|insmod",
+    r"at24|eeprom|rtc-ds1307|ds1307|ds1338|reserved mem|Reserved memory|RECORDER|insmod|"
+    r"^0x[0-9a-f]+-0x[0-9a-f]+ : \"",
     re.I,
 )
 
@@ -317,6 +318,12 @@ def make_sysroot(out: Path, sysroot: Path) -> None:
         resolved = Path(os.path.normpath(link.parent / target))
         if not resolved.exists():
             resolved.mkdir(parents=True, exist_ok=True)
+    # the kernel's file modes (e.g. 0400 for root_only providers), recorded by init.sh
+    for line in (out / "modes.txt").read_text().splitlines():
+        mode, path = line.split(" ", 1)
+        target = sysroot / path.lstrip("/")
+        if target.is_file() and not target.is_symlink():
+            target.chmod(int(mode, 8))
     leftover = [p for p in sysroot.rglob("cells") if p.is_dir()]
     assert not leftover, leftover
 
