@@ -69,3 +69,12 @@ deb: .stamp-apt
 	mv build/deb-src/*.deb build/deb-src/*.changes build/deb-src/*.buildinfo $(DEB_OUT)/
 	env PATH=$(DEB_PATH) lintian --info --display-info --pedantic --fail-on error,warning $(DEB_OUT)/*.changes
 	@ls -l $(DEB_OUT)/*.deb
+
+# Real-kernel fixtures (issue 5): boot Debian's arm64 Linux 6.12 under qemu (TCG) for every
+# case in tests/fixtures/realkernel/ and rewrite its sysroot.tar.gz + kernel-cells.json.
+# Installs its own tools (qemu, dtc, aarch64 gcc) and downloads the kernel packages into
+# build/realkernel/. Slow (about 10 s per case after a ~1 min first set-up); not part of
+# `make test`. `make record-fixtures CASES="rmem-bits mtd-partitions"` records a subset.
+.PHONY: record-fixtures
+record-fixtures: setup
+	$(PYTHON) tools/realkernel/record.py $(CASES)
