@@ -232,7 +232,7 @@ def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING if args.verbose else logging.CRITICAL,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.CRITICAL,
                         format="nvmemd-query: %(message)s")
     out = sys.stdout.buffer
     try:
@@ -245,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # never a traceback for users; -v shows it
+        logging.getLogger("nvmemd").debug("internal error", exc_info=True)
+        sys.stderr.write(f"nvmemd-query: internal error: {e!r} (please report; "
+                         "run with -v for details)\n")
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

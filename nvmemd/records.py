@@ -28,17 +28,22 @@ class CellRecord(TypedDict, total=False):
     consumers: list[dict[str, Any]]
 
 
+def printable(text: str) -> str:
+    """Node names are bytes; show the ones that are not UTF-8 as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def cell_record(entry: ProviderEntry, cell: CellInfo) -> CellRecord:
     return CellRecord(
         provider=entry.name,
-        name=cell.name,
-        sysfs_name=cell.sysfs_name,
+        name=printable(cell.name),
+        sysfs_name=printable(cell.sysfs_name),
         offset=cell.offset,
         bit_offset=cell.bit_offset,
         nbits=cell.nbits,
         bytes=cell.bytes,
         source=cell.source,
-        of_node=cell.of_node,
+        of_node=printable(cell.of_node) if cell.of_node is not None else None,
     )
 
 
@@ -49,7 +54,7 @@ def cell_record_with_value(registry: Registry, entry: ProviderEntry, cell: CellI
         rec["value"] = registry.read_cell(entry, cell).hex()
     except NvmemError as e:
         rec["value"] = None
-        rec["error"] = str(e)
+        rec["error"] = printable(str(e))
     return rec
 
 
@@ -72,8 +77,8 @@ def provider_record(entry: ProviderEntry) -> dict[str, Any]:
         "cells": len(entry.cells),
         "kernel_cells": p.has_kernel_cells,
         "rejected": entry.rejected,
-        "errors": list(entry.errors),
-        "notes": list(entry.notes),
+        "errors": [printable(e) for e in entry.errors],
+        "notes": [printable(n) for n in entry.notes],
         "validity": [
             {k: v for k, v in vars(val).items() if v is not None} for val in entry.validity
         ],
