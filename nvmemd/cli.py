@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("verify", parents=[common],
                    help="compare with the kernel's cells/ directories (6.8+)")
+
+    p = sub.add_parser("snapshot", help="record the nvmem state for a bug report")
+    p.add_argument("output", metavar="OUT.tar.gz")
+    p.add_argument("--include-protected", action="store_true",
+                   help="also record the contents of root-only providers")
+    p.add_argument("--max-provider-bytes", type=_int, default=16 * 1024 * 1024, metavar="N",
+                   help="record at most N bytes of each provider (default 16 MiB)")
     return parser
 
 
@@ -146,10 +153,30 @@ def hexdump(data: bytes, base: int) -> bytes:
 
 
 def run(args: argparse.Namespace, out: BinaryIO) -> int:
+    if args.command == "snapshot":
+        return snapshot(args, out)
     from .backend_direct import DirectBackend
 
     backend = DirectBackend.open(args.sysroot, args.config)
     return dispatch(backend, args, out)
+
+
+def snapshot(args: argparse.Namespace, out: BinaryIO) -> int:
+    """Always direct: a snapshot records sysfs itself, not the daemon's view."""
+    from pathlib import Path
+
+    from .snapshot import take_snapshot
+    from .sysroot import Sysroot
+
+    info = take_snapshot(Sysroot.from_arg(args.sysroot), Path(args.output),
+                         args.include_protected, args.max_provider_bytes)
+    out.write(f"{args.output}: {len(info.providers)} provider(s)\n".encode())
+    if info.protected_omitted:
+        out.write(("contents of root-only providers left out (use --include-protected): "
+                   + ", ".join(info.protected_omitted) + "\n").encode())
+    for line in info.truncated + info.unreadable:
+        out.write(f"note: {line}\n".encode())
+    return EXIT_OK
 
 
 def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:

@@ -1,0 +1,233 @@
+"""``nvmemd-query snapshot``: the system's nvmem state as a replayable sysroot.
+
+The archive is a sysroot in the layout nvmemd reads (and the real-kernel
+recordings in tests/fixtures/realkernel use), so a bug report replays with
+``nvmemd-query --sysroot DIR``.  Next to it, under ``nvmemd-snapshot/``:
+
+- ``kernel-cells.json``: the kernel's own ``cells/`` listing (file, mode, size,
+  value or read error) where the kernel has one (6.8+), and ``uname -r``;
+- ``info.json``: what was left out and why.
+
+The kernel's ``cells/`` directories are not copied into the sysroot (nvmemd
+would otherwise be compared with itself).  Contents of root-only providers
+are recorded only with ``--include-protected``; without it their ``nvmem``
+files are present but empty and ``info.json`` lists them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import stat
+import tarfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .providers import NVMEM_BUS
+from .sysroot import Sysroot
+
+META_DIR = "nvmemd-snapshot"
+#: Providers larger than this are cut (bug reports, not backups).
+DEFAULT_MAX_PROVIDER_BYTES = 16 * 1024 * 1024
+_SMALL_ATTRIBUTE = 64 * 1024
+_ANCESTOR_FILES = ("uevent", "name", "modalias", "type", "size", "flags", "erasesize",
+                   "writesize", "oobsize", "numeraseregions", "dev")
+_ANCESTOR_LINKS = ("driver", "subsystem", "of_node", "firmware_node")
+_SKIP_IN_DEVICE = frozenset({"cells", "power"})
+_EXTRA_FILES = ("/proc/sys/kernel/osrelease", "/sys/firmware/fdt")
+_DT_ROOTS = ("/sys/firmware/devicetree/base",)
+
+
+@dataclass
+class SnapshotInfo:
+    protected_omitted: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+    providers: list[str] = field(default_factory=list)
+
+
+class _Writer:
+    def __init__(self, sysroot: Sysroot, tar: tarfile.TarFile) -> None:
+        self.sysroot = sysroot
+        self.tar = tar
+        self.done: set[str] = set()
+        self.mtime = int(time.time())
+
+    def _info(self, path: str, kind: bytes, mode: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.type = kind
+        info.mode = mode
+        info.mtime = self.mtime
+        return info
+
+    def directory(self, path: str) -> None:
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            sub = "/" + "/".join(parts[:i])
+            if sub not in self.done:
+                self.done.add(sub)
+                self.tar.addfile(self._info(sub, tarfile.DIRTYPE, 0o755))
+
+    def data(self, path: str, data: bytes, mode: int = 0o444) -> None:
+        if path in self.done:
+            return
+        self.directory(os.path.dirname(path))
+        self.done.add(path)
+        info = self._info(path, tarfile.REGTYPE, mode)
+        info.size = len(data)
+        self.tar.addfile(info, io.BytesIO(data))
+
+    def link(self, path: str, target: str) -> None:
+        if path in self.done:
+            return
+        self.directory(os.path.dirname(path))
+        self.done.add(path)
+        info = self._info(path, tarfile.SYMTYPE, 0o777)
+        info.linkname = target
+        self.tar.addfile(info)
+
+    def copy(self, path: str, limit: int = _SMALL_ATTRIBUTE) -> bool:
+        """Copy a small file or a link as it is; False when absent or unreadable."""
+        host = self.sysroot.host_path(self.sysroot.resolve(os.path.dirname(path))) / \
+            os.path.basename(path)
+        try:
+            st = os.lstat(host)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(host)
+                self.link(path, target)
+                self._ensure_target(path, target)
+                return True
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            with open(host, "rb") as f:
+                data = f.read(limit)
+        except OSError:
+            return False
+        self.data(path, data, stat.S_IMODE(st.st_mode))
+        return True
+
+    def _ensure_target(self, link: str, target: str) -> None:
+        """Links into bus/class/driver directories need their target to exist."""
+        resolved = self.sysroot.resolve(link)
+        if resolved.startswith(("/sys/bus/", "/sys/class/", "/sys/module/")):
+            self.directory(resolved)
+
+    def tree(self, root: str) -> None:
+        host_root = self.sysroot.resolved_host_path(root)
+        real_root = self.sysroot.resolve(root)
+        for dirpath, dirnames, filenames in os.walk(host_root):
+            rel = os.path.relpath(dirpath, host_root)
+            base = real_root if rel == "." else f"{real_root}/{rel}"
+            self.directory(base)
+            dirnames.sort()
+            for name in sorted(filenames):
+                self.copy(f"{base}/{name}", limit=1 << 24)
+
+
+def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes: int,
+                  info: SnapshotInfo, name: str) -> None:
+    host = w.sysroot.host_path(sys_path)
+    for entry in sorted(os.listdir(host)):
+        if entry in _SKIP_IN_DEVICE:
+            continue
+        path = f"{sys_path}/{entry}"
+        if entry == "nvmem":
+            st = os.stat(host / entry)
+            mode = stat.S_IMODE(st.st_mode)
+            if not mode & 0o044 and not include_protected:
+                info.protected_omitted.append(name)
+                w.data(path, b"", mode)
+                continue
+            try:
+                with open(host / entry, "rb") as f:
+                    data = f.read(max_bytes)
+            except OSError as e:
+                info.unreadable.append(f"{name}: {e.strerror}")
+                w.data(path, b"", mode)
+                continue
+            if st.st_size > max_bytes:
+                info.truncated.append(f"{name}: first {max_bytes} of {st.st_size} bytes")
+            w.data(path, data, mode)
+        elif (host / entry).is_symlink() or (host / entry).is_file():
+            w.copy(path)
+
+
+def _ancestors(w: _Writer, sys_path: str) -> None:
+    path = sys_path.rsplit("/", 1)[0]
+    while path.startswith("/sys/devices/"):
+        for name in _ANCESTOR_FILES:
+            w.copy(f"{path}/{name}")
+        for name in _ANCESTOR_LINKS:
+            w.copy(f"{path}/{name}")
+        # MTD OTP providers find the flash type in the flash device's mtd/ directory.
+        for mtd in w.sysroot.listdir(f"{path}/mtd"):
+            for name in ("type", "name", "size", "uevent"):
+                w.copy(f"{path}/mtd/{mtd}/{name}")
+            w.copy(f"{path}/mtd/{mtd}/subsystem")
+        path = path.rsplit("/", 1)[0]
+
+
+def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
+                  ) -> list[dict[str, Any]] | None:
+    host = sysroot.host_path(sys_path) / "cells"
+    if not host.is_dir():
+        return None
+    cells = []
+    for name in sorted(os.listdir(host)):
+        st = os.stat(host / name)
+        mode = stat.S_IMODE(st.st_mode)
+        rec: dict[str, Any] = {"file": name, "mode": f"{mode:04o}", "size": st.st_size}
+        if not mode & 0o044 and not include_protected:
+            rec["value"] = None
+            rec["error"] = "omitted (root-only; use --include-protected)"
+        else:
+            try:
+                rec["value"] = (host / name).read_bytes().hex()
+            except OSError as e:
+                rec["value"] = None
+                rec["error"] = e.strerror or str(e)
+        cells.append(rec)
+    return cells
+
+
+def take_snapshot(sysroot: Sysroot, out: Path, include_protected: bool = False,
+                  max_provider_bytes: int = DEFAULT_MAX_PROVIDER_BYTES) -> SnapshotInfo:
+    info = SnapshotInfo()
+    kernel_providers = []
+    release = sysroot.read_text("/proc/sys/kernel/osrelease")
+    if release is None and str(sysroot.root) == "/":
+        release = platform.release()
+    with tarfile.open(out, "w:gz") as tar:
+        w = _Writer(sysroot, tar)
+        for name in sysroot.listdir(NVMEM_BUS):
+            link = f"{NVMEM_BUS}/{name}"
+            if not w.copy(link):
+                continue
+            try:
+                sys_path = sysroot.resolve(link)
+                _device_files(w, sys_path, include_protected, max_provider_bytes, info, name)
+            except OSError as e:
+                info.unreadable.append(f"{name}: {e.strerror or e}")
+                continue
+            _ancestors(w, sys_path)
+            info.providers.append(name)
+            kernel_providers.append({"provider": name, "cells": _kernel_cells(
+                sysroot, sys_path, include_protected)})
+        for dt_root in _DT_ROOTS:
+            if sysroot.exists(dt_root):
+                w.tree(dt_root)
+        w.copy("/proc/device-tree")
+        for path in _EXTRA_FILES:
+            w.copy(path, limit=1 << 24)
+        for netdev in sysroot.listdir("/sys/class/net"):
+            w.copy(f"/sys/class/net/{netdev}")
+            w.copy(f"/sys/class/net/{netdev}/of_node")
+        kernel = {"kernel": release, "nvmemd": __version__, "providers": kernel_providers}
+        w.data(f"/{META_DIR}/kernel-cells.json", json.dumps(kernel, indent=1).encode())
+        w.data(f"/{META_DIR}/info.json", json.dumps(vars(info), indent=1).encode())
+    return info
