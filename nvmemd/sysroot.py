@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import SysrootError
 
@@ -40,7 +40,7 @@ class Sysroot:
 
     def host_path(self, path: str) -> Path:
         """The host path of an absolute in-sysroot *path*, links not followed."""
-        return self.root / path.lstrip("/")
+        return Path(str(self.root).rstrip("/") + "/" + path.lstrip("/"))
 
     def resolve(self, path: str) -> str:
         """Resolve every link in the in-sysroot *path*; return an in-sysroot path.
@@ -48,9 +48,12 @@ class Sysroot:
         Components that do not exist are kept as they are (like
         ``realpath -m``): callers open the result and get ``FileNotFoundError``.
         """
-        pending = [p for p in PurePosixPath("/" + path.lstrip("/")).parts[1:]]
+        # Plain strings and os.readlink(): this runs for every sysfs access.
+        root = str(self.root).rstrip("/")
+        pending = path.split("/")
         pending.reverse()
         resolved: list[str] = []
+        host = root
         hops = 0
         while pending:
             part = pending.pop()
@@ -59,21 +62,24 @@ class Sysroot:
             if part == "..":
                 if resolved:
                     resolved.pop()
+                    host = root + "/" + "/".join(resolved) if resolved else root
                 continue
-            candidate = self.root.joinpath(*resolved, part)
+            candidate = host + "/" + part
             try:
                 target = os.readlink(candidate)
             except OSError:
                 resolved.append(part)
+                host = candidate
                 continue
             hops += 1
             if hops > MAX_SYMLINKS:
                 raise SysrootError(f"too many levels of symbolic links resolving {path}")
             if target.startswith("/"):
                 resolved = []
-            for sub in reversed(PurePosixPath(target).parts):
-                if sub != "/":
-                    pending.append(sub)
+                host = root
+            parts = target.split("/")
+            parts.reverse()
+            pending.extend(parts)
         return "/" + "/".join(resolved)
 
     def resolved_host_path(self, path: str) -> Path:
