@@ -295,6 +295,7 @@ def kernel_cells(out: Path, case: dict) -> dict:
     dmesg = []
     for line in (out / "dmesg.txt").read_text(errors="replace").splitlines():
         line = re.sub(r"^\[\s*\d+\.\d+\]\s?", "", line)
+        line = re.sub(r"\bPID: \d+", "PID: N", line)
         if DMESG_RE.search(line):
             dmesg.append(line)
     return {
@@ -311,6 +312,12 @@ def make_sysroot(out: Path, sysroot: Path) -> None:
     for top in ("sys", "proc"):
         shutil.copytree(out / top, sysroot / top, symlinks=True)
     (sysroot / "proc" / "device-tree").symlink_to("../sys/firmware/devicetree/base")
+    # the registered nvmem layout drivers (a kernel without the layout modules has only
+    # fixed-layout): one directory each, as in sysfs, bound to a device or not
+    drivers = out / "layout-drivers.txt"
+    for name in drivers.read_text().split() if drivers.exists() else []:
+        (sysroot / "sys" / "bus" / "nvmem-layout" / "drivers" / name).mkdir(parents=True,
+                                                                           exist_ok=True)
     # every relative symlink inside sys/ must resolve to a directory that exists
     for link in sorted(p for p in (sysroot / "sys").rglob("*") if p.is_symlink()):
         target = os.readlink(link)

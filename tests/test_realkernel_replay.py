@@ -1,0 +1,140 @@
+"""Replay sysroots recorded from a real Linux kernel and compare nvmemd with the kernel's answer.
+
+Each ``tests/fixtures/realkernel/<case>/`` was recorded by ``tools/realkernel/record.py``
+(``make record-fixtures``): Debian's arm64 Linux 6.12 booted under qemu with the case's
+device tree. ``sysroot.tar.gz`` is what the kernel showed in sysfs (without its ``cells/``
+directories) and ``kernel-cells.json`` is what the kernel listed in those ``cells/``
+directories. ``nvmemd-query --sysroot DIR --direct cells --json`` must find the same cells:
+the same (provider, ``name@offset,bit``) set, the same sizes, the same values, and must fail
+to read the cells whose read failed in the kernel.
+
+Providers marked ``kernel_invisible`` in kernel-cells.json (the U-Boot env platform driver's
+``u-boot-env0``) have cells inside the kernel that it never shows in sysfs (no ``cells/``):
+for those we check that the kernel listing is indeed absent and that nvmemd lists the
+provider's cells with source ``u-boot-env``; their values cannot be compared.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "realkernel"
+CASES = sorted(p for p in FIXTURES.glob("*") if (p / "kernel-cells.json").is_file())
+
+# (test, case) pairs where nvmemd is known to differ from the recorded kernel, with the
+# difference. strict=True: when nvmemd is fixed the XPASS fails and the entry must go.
+KNOWN_DIVERGENT: dict[tuple[str, str], str] = {
+    ("cells", "rmem-dynamic-layouts-no-modules"): (
+        "nvmemd assumes the onie-tlv/sl28vpd/u-boot-env layout drivers are always there and "
+        "lists 12 layout cells; this kernel has only fixed-layout "
+        "(sys/bus/nvmem-layout/drivers), its layout devices stay unbound, no cells/"
+    ),
+}
+
+
+def _cli() -> list[str]:
+    script = Path(sys.executable).with_name("nvmemd-query")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "nvmemd.cli"]
+
+
+def _unpack(case: Path, dest: Path) -> Path:
+    with tarfile.open(case / "sysroot.tar.gz") as tf:
+        if hasattr(tarfile, "tar_filter"):
+            tf.extractall(dest, filter="tar")
+        else:  # pragma: no cover - Python < 3.11.4
+            tf.extractall(dest)  # our own fixture
+    return dest
+
+
+def _query(sysroot: Path, *args: str) -> Any:
+    proc = subprocess.run(
+        [*_cli(), "--sysroot", str(sysroot), "--direct", *args, "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, f"nvmemd-query {args} failed ({proc.returncode}):\n{proc.stderr}"
+    return json.loads(proc.stdout)
+
+
+def _file_name(cell: dict[str, Any]) -> str:
+    return f"{cell['name']}@{cell['offset']:x},{cell['bit_offset']:x}"
+
+
+def _params(test: str) -> list[Any]:
+    out = []
+    for case in CASES:
+        marks = []
+        reason = KNOWN_DIVERGENT.get((test, case.name))
+        if reason:
+            marks.append(pytest.mark.xfail(strict=True, reason=reason))
+        out.append(pytest.param(case, id=case.name, marks=marks))
+    return out
+
+
+def test_fixtures_present() -> None:
+    assert CASES, f"no recorded cases under {FIXTURES}"
+    for case in CASES:
+        assert (case / "sysroot.tar.gz").is_file(), case
+        kernel = json.loads((case / "kernel-cells.json").read_text())
+        assert kernel["kernel"].startswith("6.12."), kernel["kernel"]
+
+
+@pytest.mark.parametrize("case", _params("cells"))
+def test_replay_cells(case: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nvmemd.cli", reason="nvmemd.cli (the nvmemd-query CLI) is not there yet")
+    kernel = json.loads((case / "kernel-cells.json").read_text())
+    sysroot = _unpack(case, tmp_path / "sysroot")
+    ours = _query(sysroot, "cells")
+
+    invisible = {p["provider"] for p in kernel["providers"] if p.get("kernel_invisible")}
+    want: dict[tuple[str, str], tuple[int, str | None]] = {}
+    for prov in kernel["providers"]:
+        if prov["provider"] in invisible:
+            # the kernel parsed these cells but never published them
+            assert prov["cells"] is None, f"{prov['provider']}: kernel listing should be absent"
+            continue
+        for c in prov["cells"] or []:
+            want[(prov["provider"], c["file"])] = (c["size"], c["value"])
+
+    got: dict[tuple[str, str], tuple[int, str | None]] = {}
+    invisible_sources: dict[str, set[str]] = {p: set() for p in invisible}
+    for c in ours:
+        if c["provider"] in invisible:
+            invisible_sources[c["provider"]].add(c["source"])
+            continue
+        key = (c["provider"], _file_name(c))
+        assert key not in got, f"nvmemd lists {key} twice"
+        got[key] = (c["bytes"], c["value"])
+
+    problems = []
+    for key in sorted(want.keys() - got.keys()):
+        problems.append(f"only the kernel has {key[0]}/{key[1]} {want[key]}")
+    for key in sorted(got.keys() - want.keys()):
+        problems.append(f"only nvmemd has {key[0]}/{key[1]} {got[key]}")
+    for key in sorted(want.keys() & got.keys()):
+        (ksize, kval), (osize, oval) = want[key], got[key]
+        if ksize != osize:
+            problems.append(f"{key[0]}/{key[1]}: size kernel {ksize}, nvmemd {osize}")
+        if kval != oval:
+            problems.append(f"{key[0]}/{key[1]}: value kernel {kval}, nvmemd {oval}")
+    for prov, sources in sorted(invisible_sources.items()):
+        if sources != {"u-boot-env"}:
+            problems.append(f"{prov} (kernel-invisible): nvmemd sources {sorted(sources)}, "
+                            "want cells with source u-boot-env")
+    assert not problems, f"{case.name} ({kernel['description']}):\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize("case", _params("providers"))
+def test_replay_providers(case: Path, tmp_path: Path) -> None:
+    pytest.importorskip("nvmemd.cli", reason="nvmemd.cli (the nvmemd-query CLI) is not there yet")
+    kernel = json.loads((case / "kernel-cells.json").read_text())
+    sysroot = _unpack(case, tmp_path / "sysroot")
+    ours = _query(sysroot, "providers")
+    assert sorted(p["name"] for p in ours) == sorted(p["provider"] for p in kernel["providers"])
