@@ -82,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: /etc/nvmemd/nvmemd.toml under the sysroot)")
     parser.add_argument("--direct", action="store_true",
                         help="read sysfs directly even when the daemon is running")
+    bus = parser.add_mutually_exclusive_group()
+    bus.add_argument("--address", metavar="ADDR",
+                     help="ask the daemon on the D-Bus bus at ADDR")
+    bus.add_argument("--session", action="store_true",
+                     help="ask the daemon on the session bus")
     parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -104,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("verify", parents=[common],
                    help="compare with the kernel's cells/ directories (6.8+)")
+
+    p = sub.add_parser("wait", help="wait until a cell is published (exit 7 on timeout)")
+    p.add_argument("spec", help="as for get")
+    p.add_argument("--timeout", type=float, default=90.0, metavar="S",
+                   help="give up after S seconds (default 90)")
 
     p = sub.add_parser("snapshot", help="record the nvmem state for a bug report")
     p.add_argument("output", metavar="OUT.tar.gz")
@@ -155,10 +165,85 @@ def hexdump(data: bytes, base: int) -> bytes:
 def run(args: argparse.Namespace, out: BinaryIO) -> int:
     if args.command == "snapshot":
         return snapshot(args, out)
+    backend = _dbus_backend(args)
+    if backend is not None:
+        try:
+            if args.command == "wait":
+                return EXIT_OK if backend.wait(args.spec, args.timeout) else EXIT_TIMEOUT
+            return dispatch(backend, args, out)
+        finally:
+            backend.close()
+    if args.command == "wait":
+        return _direct_wait(args)
     from .backend_direct import DirectBackend
 
-    backend = DirectBackend.open(args.sysroot, args.config)
-    return dispatch(backend, args, out)
+    return dispatch(DirectBackend.open(args.sysroot, args.config), args, out)
+
+
+#: Where the system bus listens when $DBUS_SYSTEM_BUS_ADDRESS is unset.
+SYSTEM_BUS_SOCKET: Final = "/run/dbus/system_bus_socket"
+
+
+def _system_bus_present() -> bool:
+    """A cheap look for the system bus, before paying for the dbus-fast import."""
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
+    if not address:
+        return os.path.exists(SYSTEM_BUS_SOCKET)
+    for part in address.split(";"):
+        kind, _, params = part.partition(":")
+        values = dict(kv.split("=", 1) for kv in params.split(",") if "=" in kv)
+        if kind == "unix" and "path" in values:
+            if os.path.exists(values["path"]):
+                return True
+        elif kind:
+            return True  # abstract sockets, tcp: just try
+    return False
+
+
+def _dbus_backend(args: argparse.Namespace) -> Any:
+    """The D-Bus back end when the daemon is to be asked, else None (direct mode).
+
+    ``--address``/``--session`` insist on the daemon; otherwise it is used when
+    it owns its name on the system bus, unless ``--direct`` or a sysroot other
+    than ``/`` is given (the daemon reads the real system).
+    """
+    explicit = bool(args.address or args.session)
+    if args.direct and not explicit:
+        return None
+    if not explicit:
+        sysroot = args.sysroot or os.environ.get("NVMEMD_SYSROOT")
+        if sysroot and os.path.abspath(sysroot) != "/":
+            return None
+        if not _system_bus_present():
+            return None
+    from .backend_dbus import DBusBackend
+
+    return DBusBackend.connect(args.address, args.session, require_daemon=explicit)
+
+
+def _direct_wait(args: argparse.Namespace) -> int:
+    """``wait`` without the daemon: rescan sysfs until the cell is there."""
+    import time
+
+    from .config import load_config
+    from .registry import scan
+    from .sysroot import Sysroot
+
+    if not args.spec:
+        raise InvalidArgumentError("empty cell specification")
+    root = Sysroot.from_arg(args.sysroot)
+    deadline = time.monotonic() + args.timeout
+    while True:
+        registry = scan(root, load_config(root, args.config))
+        try:
+            if registry.find_cells(args.spec):
+                return EXIT_OK
+        except NotFoundError:
+            pass  # PROVIDER:NAME of a provider that is not there yet
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return EXIT_TIMEOUT
+        time.sleep(min(0.25, remaining))
 
 
 def snapshot(args: argparse.Namespace, out: BinaryIO) -> int:

@@ -1,0 +1,156 @@
+"""Who may read the bytes of a root-only provider.
+
+A caller may, in this order: if its uid is 0; if one of its groups (primary
+or supplementary) is named in ``[access] groups``; if polkit authorizes it for
+``org.nvmemd.Nvmem1.read-protected``.  Credentials come from the bus
+(``GetConnectionCredentials``, falling back to ``GetConnectionUnixUser`` /
+``GetConnectionUnixProcessID`` and ``/proc/<pid>/status``), never from the
+caller.  When polkit is not on the bus the answer is no.
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dbus_fast import Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from .dbus_defs import POLKIT_ACTION_READ_PROTECTED
+
+log = logging.getLogger(__name__)
+
+DBUS_NAME = "org.freedesktop.DBus"
+DBUS_PATH = "/org/freedesktop/DBus"
+POLKIT_NAME = "org.freedesktop.PolicyKit1"
+POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
+POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
+#: CheckAuthorizationFlags.AllowUserInteraction
+POLKIT_ALLOW_INTERACTION = 1
+
+
+@dataclass(frozen=True)
+class Credentials:
+    uid: int
+    pid: int | None
+    gids: frozenset[int]
+
+
+class BusCallError(Exception):
+    def __init__(self, name: str, text: str) -> None:
+        super().__init__(f"{name}: {text}")
+        self.name = name
+
+
+async def _call(bus: MessageBus, destination: str, path: str, interface: str, member: str,
+                signature: str = "", body: list[Any] | None = None) -> list[Any]:
+    reply = await bus.call(Message(destination=destination, path=path, interface=interface,
+                                   member=member, signature=signature, body=body or []))
+    if reply is None:
+        raise BusCallError("NoReply", member)
+    if reply.message_type == MessageType.ERROR:
+        text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+        raise BusCallError(reply.error_name or "Error", text)
+    return list(reply.body)
+
+
+def groups_of_pid(pid: int) -> frozenset[int]:
+    """Supplementary and primary gids from ``/proc/<pid>/status``."""
+    gids: set[int] = set()
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key == "Groups":
+                    gids.update(int(g) for g in value.split())
+                elif key == "Gid":
+                    fields = value.split()
+                    if fields:
+                        gids.add(int(fields[0]))
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset(gids)
+
+
+async def caller_credentials(bus: MessageBus, sender: str) -> Credentials:
+    try:
+        (creds,) = await _call(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME,
+                               "GetConnectionCredentials", "s", [sender])
+    except BusCallError:
+        creds = {}
+    uid_v = creds.get("UnixUserID")
+    pid_v = creds.get("ProcessID")
+    gids_v = creds.get("UnixGroupIDs")
+    if uid_v is not None:
+        uid = int(uid_v.value)
+    else:
+        (uid,) = await _call(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME,
+                             "GetConnectionUnixUser", "s", [sender])
+    if pid_v is not None:
+        pid: int | None = int(pid_v.value)
+    else:
+        try:
+            (pid,) = await _call(bus, DBUS_NAME, DBUS_PATH, DBUS_NAME,
+                                 "GetConnectionUnixProcessID", "s", [sender])
+        except BusCallError:
+            pid = None
+    if gids_v is not None:
+        gids = frozenset(int(g) for g in gids_v.value)
+    elif pid is not None:
+        gids = groups_of_pid(pid)
+    else:
+        gids = frozenset()
+    return Credentials(uid, pid, gids)
+
+
+def resolve_groups(names: Iterable[str]) -> frozenset[int]:
+    """gids of the configured group names; unknown names are logged and ignored."""
+    gids: set[int] = set()
+    for name in names:
+        try:
+            gids.add(grp.getgrnam(name).gr_gid)
+        except KeyError:
+            if name.isdigit():
+                gids.add(int(name))
+            else:
+                log.warning("[access] groups: no group named '%s'", name)
+    return frozenset(gids)
+
+
+async def polkit_allows(bus: MessageBus, sender: str, action: str, interactive: bool) -> bool:
+    subject = ["system-bus-name", {"name": Variant("s", sender)}]
+    flags = POLKIT_ALLOW_INTERACTION if interactive else 0
+    try:
+        (result,) = await _call(bus, POLKIT_NAME, POLKIT_PATH, POLKIT_IFACE,
+                                "CheckAuthorization", "(sa{sv})sa{ss}us",
+                                [subject, action, {}, flags, ""])
+    except BusCallError as e:
+        log.info("polkit unavailable or refused (%s): denying %s", e.name, sender)
+        return False
+    return bool(result[0])
+
+
+class AccessPolicy:
+    """The decision for one configuration (groups resolved once)."""
+
+    def __init__(self, groups: Iterable[str]) -> None:
+        self.group_names = tuple(groups)
+        self.gids = resolve_groups(self.group_names)
+
+    async def may_read_protected(self, bus: MessageBus, sender: str | None,
+                                 interactive: bool = False) -> bool:
+        if sender is None:
+            return False
+        try:
+            creds = await caller_credentials(bus, sender)
+        except BusCallError as e:
+            log.warning("cannot identify caller %s: %s", sender, e)
+            return False
+        if creds.uid == 0:
+            return True
+        if self.gids & creds.gids:
+            return True
+        return await polkit_allows(bus, sender, POLKIT_ACTION_READ_PROTECTED, interactive)

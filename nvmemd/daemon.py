@@ -1,0 +1,280 @@
+"""``nvmemd``: publish NVMEM providers and cells on D-Bus and follow udev.
+
+:meth:`Daemon.run` is a list of steps, in this order:
+
+1. logging (journal when stderr is the journal), configuration;
+2. connect to the bus;
+3. start the udev monitor (sysroot ``/`` only), *before* enumerating, so
+   that a provider added during the scan is not missed;
+4. coldplug scan in a worker thread, export every object, request
+   ``org.nvmemd.Nvmem1``, then ``READY=1``;
+5. serve: udev events and SIGHUP go through one queue to one worker, which
+   rescans in a thread and swaps whole :class:`~nvmemd.registry.ProviderEntry`
+   objects into a new :class:`~nvmemd.registry.Registry`, so a reader never
+   sees half a provider;
+6. SIGTERM/SIGINT: ``STOPPING=1``, release the name, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
+
+from .access import AccessPolicy
+from .config import Config, load_config
+from .dbus_defs import BUS_NAME
+from .dbus_service import NvmemBus, Service
+from .devicetree import DeviceTree
+from .errors import NvmemError
+from .notify import notify, setup_logging, watchdog_interval
+from .providers import NVMEM_BUS
+from .registry import BrokenProvider, Registry, scan, scan_provider
+from .sysroot import Sysroot
+
+log = logging.getLogger("nvmemd")
+
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+#: Queue token: rescan everything (SIGHUP, Reload()).
+RELOAD: Final = ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nvmemd", description="Publish NVMEM cells on D-Bus.")
+    p.add_argument("--sysroot", metavar="DIR",
+                   help="read sysfs and the device tree below DIR (default: $NVMEMD_SYSROOT or /)")
+    p.add_argument("--config", metavar="FILE",
+                   help="configuration file (default: /etc/nvmemd/nvmemd.toml under the sysroot)")
+    bus = p.add_mutually_exclusive_group()
+    bus.add_argument("--system", dest="bus", action="store_const", const="system",
+                     help="connect to the system bus (default)")
+    bus.add_argument("--session", dest="bus", action="store_const", const="session",
+                     help="connect to the session bus")
+    bus.add_argument("--address", metavar="ADDR", help="connect to the bus at ADDR")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+    return p
+
+
+def _clear_tree_caches() -> None:
+    # DeviceTree memoizes with functools.cache on methods, which keeps every
+    # instance alive in a module-level cache; a long-running daemon that makes
+    # a tree per rescan must drop them.
+    for cached in (DeviceTree._labels, DeviceTree._phandles, DeviceTree._fdt_order):
+        cached.cache_clear()
+
+
+class Daemon:
+    """All the daemon's state (hostnamed's ``Context``)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.sysroot = Sysroot.from_arg(args.sysroot)
+        self.config: Config = Config()
+        self.registry: Registry = Registry(self.sysroot, self.config)
+        self.access = AccessPolicy(())
+        self.bus: NvmemBus | None = None
+        self.service: Service | None = None
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.stop = asyncio.Event()
+        self.exit_code = 0
+        self._reload_waiters: list[asyncio.Future[None]] = []
+
+    # --- steps ---------------------------------------------------------------
+
+    def load_config(self) -> None:
+        self.config = load_config(self.sysroot, self.args.config)
+        self.access = AccessPolicy(self.config.access_groups)
+
+    async def connect(self) -> NvmemBus:
+        if self.args.address:
+            bus = NvmemBus(bus_address=self.args.address)
+        elif self.args.bus == "session":
+            bus = NvmemBus(bus_type=BusType.SESSION)
+        else:
+            bus = NvmemBus(bus_type=BusType.SYSTEM)
+        return await bus.connect()  # type: ignore[return-value]
+
+    def want_udev(self) -> bool:
+        """udev events name host devices: follow them only for the real root."""
+        return str(self.sysroot.root) == "/"
+
+    def start_udev(self) -> object | None:
+        try:
+            from .udev import UdevWatcher
+
+            return UdevWatcher()
+        except Exception as e:  # no netlink (container), no pyudev: coldplug only
+            log.warning("not following udev events: %s", e)
+            return None
+
+    def status(self) -> str:
+        providers = len(self.registry.entries)
+        cells = sum(len(e.cells) for e in self.registry.entries.values())
+        broken = len(self.registry.broken)
+        text = f"Publishing {cells} cell(s) of {providers} provider(s)"
+        if broken:
+            text += f", {broken} provider(s) unusable"
+        return text
+
+    # --- rescans (worker thread → loop) ----------------------------------------
+
+    def _rescan_one(self, name: str) -> tuple[str, object | None]:
+        """Runs in a thread: the new entry of *name*, or None when it is gone."""
+        if not self.sysroot.exists(f"{NVMEM_BUS}/{name}"):
+            return name, None
+        tree = DeviceTree(self.sysroot)
+        return name, scan_provider(self.sysroot, tree, name, self.config)
+
+    def _apply_one(self, name: str, result: object | None) -> None:
+        entries = dict(self.registry.entries)
+        broken = dict(self.registry.broken)
+        entries.pop(name, None)
+        broken.pop(name, None)
+        if isinstance(result, BrokenProvider):
+            broken[name] = result
+        elif result is not None:
+            entries[name] = result  # type: ignore[assignment]
+        self._swap(dataclasses.replace(
+            self.registry, entries=dict(sorted(entries.items())),
+            broken=dict(sorted(broken.items())), tree=DeviceTree(self.sysroot)))
+
+    def _swap(self, registry: Registry) -> None:
+        self.registry = registry
+        _clear_tree_caches()
+        if self.service is not None:
+            self.service.sync()
+        notify("STATUS=" + self.status())
+
+    async def _full_rescan(self) -> None:
+        try:
+            self.load_config()
+        except NvmemError as e:
+            log.error("configuration not reloaded, keeping the old one: %s", e)
+        registry = await asyncio.to_thread(scan, self.sysroot, self.config)
+        self._swap(registry)
+        log.info("rescanned: %s", self.status())
+
+    async def worker(self) -> None:
+        while True:
+            name = await self.queue.get()
+            try:
+                if name == RELOAD:
+                    notify("RELOADING=1")
+                    await self._full_rescan()
+                    notify("READY=1")
+                    waiters, self._reload_waiters = self._reload_waiters, []
+                    for w in waiters:
+                        if not w.done():
+                            w.set_result(None)
+                else:
+                    _, result = await asyncio.to_thread(self._rescan_one, name)
+                    self._apply_one(name, result)
+            except Exception:
+                log.exception("rescan of %s failed", name or "all providers")
+
+    async def reload(self) -> None:
+        """Reload the configuration and rescan; returns when done (Manager.Reload)."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reload_waiters.append(fut)
+        self.queue.put_nowait(RELOAD)
+        await fut
+
+    def on_udev(self, event: object) -> None:
+        from .udev import ProviderEvent
+
+        assert isinstance(event, ProviderEvent)
+        log.debug("udev %s %s: rescanning %s", event.action, event.subsystem, event.provider)
+        self.queue.put_nowait(event.provider)
+
+    async def watchdog(self, interval: float) -> None:
+        while True:
+            notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    # --- run -------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        try:
+            self.load_config()
+        except NvmemError as e:
+            log.error("%s", e)
+            return 1
+        try:
+            self.bus = await self.connect()
+        except Exception as e:
+            log.error("cannot connect to the bus: %s", e)
+            return 1
+
+        watcher = self.start_udev() if self.want_udev() else None
+        self.registry = await asyncio.to_thread(scan, self.sysroot, self.config)
+        _clear_tree_caches()
+        self.service = Service(self.bus, self)
+        self.service.start()
+        try:
+            reply = await self.bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+        except DBusError as e:
+            log.error("cannot own %s: %s", BUS_NAME, e.text)
+            return 1
+        if reply not in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.ALREADY_OWNER):
+            log.error("cannot own %s: another nvmemd is running", BUS_NAME)
+            return 1
+
+        tasks = [asyncio.create_task(self.worker())]
+        if watcher is not None:
+            from .udev import UdevWatcher
+
+            assert isinstance(watcher, UdevWatcher)
+            watcher.attach(loop, self.on_udev)
+        interval = watchdog_interval()
+        if interval:
+            tasks.append(asyncio.create_task(self.watchdog(interval)))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.queue.put_nowait, RELOAD)
+
+        notify("READY=1\nSTATUS=" + self.status())
+        log.info("ready: %s", self.status())
+        disconnected = asyncio.create_task(self.bus.wait_for_disconnect())  # type: ignore[no-untyped-call]
+        stopped = asyncio.create_task(self.stop.wait())
+        await asyncio.wait({disconnected, stopped}, return_when=asyncio.FIRST_COMPLETED)
+
+        notify("STOPPING=1")
+        if disconnected.done():
+            log.error("lost the bus connection")
+            self.exit_code = 1
+        else:
+            try:
+                await asyncio.wait_for(self.bus.release_name(BUS_NAME), 5)
+            except Exception as e:
+                log.debug("release_name: %s", e)
+            self.bus.disconnect()
+        if watcher is not None:
+            watcher.close()
+        for task in [*tasks, disconnected, stopped]:
+            task.cancel()
+        return self.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return asyncio.run(_amain(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+async def _amain(args: argparse.Namespace) -> int:
+    return await Daemon(args).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

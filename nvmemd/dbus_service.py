@@ -1,0 +1,417 @@
+# mypy: disable-error-code="name-defined,valid-type"
+# ruff: noqa: F821, F722  (D-Bus signature strings as annotations)
+"""The D-Bus objects of nvmemd (dbus-fast).
+
+Signatures are D-Bus type strings (``-> "ay"``) so that Debian bookworm's
+python3-dbus-fast 1.84 runs this module too; the file-level mypy comment
+above lets mypy accept them.  No ``from __future__ import annotations`` here:
+dbus-fast reads the annotations as signature strings.
+
+Layout (``org.nvmemd.Nvmem1``)::
+
+    /org/nvmemd/Nvmem1                          ObjectManager + Manager
+    /org/nvmemd/Nvmem1/providers/<p>            Provider
+    /org/nvmemd/Nvmem1/providers/<p>/cells/<c>  Cell
+
+dbus-fast emits ``InterfacesAdded``/``InterfacesRemoved`` from the *child's*
+path, which ``GDBusObjectManagerClient`` ignores.  :class:`NvmemBus` switches
+that off and :class:`Service` sends them from the manager path instead, one
+signal per object with all its interfaces.
+
+Every method handler goes through :func:`_guarded`: nvmemd errors become
+``org.nvmemd.Nvmem1.Error.*`` with the error's own message, anything else is
+logged here with its traceback and answered with a bare
+``org.nvmemd.Nvmem1.Error.Failed: internal error``.
+"""
+
+import asyncio
+import contextvars
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from dbus_fast import DBusError, Message, MessageFlag, MessageType, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.constants import PropertyAccess
+from dbus_fast.service import ServiceInterface, dbus_property, method
+
+from . import __version__
+from .access import AccessPolicy
+from .backend_direct import DirectBackend
+from .cells import CellInfo
+from .dbus_defs import (
+    CELL_IFACE,
+    ERROR_FAILED,
+    MANAGER_IFACE,
+    MAX_READ,
+    OBJECT_MANAGER_IFACE,
+    PROVIDER_IFACE,
+    error_name_for,
+)
+from .dbus_paths import ROOT_PATH, cell_path, provider_path
+from .errors import AccessDeniedError, InvalidArgumentError, NvmemError
+from .records import provider_record
+from .registry import ProviderEntry, Registry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """Who is calling: set for every incoming method call, before dispatch."""
+
+    sender: str | None
+    interactive: bool
+
+
+#: The call being dispatched.  Set by a message handler that runs before
+#: dbus-fast's dispatch; a coroutine handler's task copies the context when it
+#: is created, so every method sees its own caller.
+CURRENT_CALL: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar(
+    "nvmemd_current_call", default=None)
+
+
+def _remember_caller(msg: Message) -> None:
+    if msg.message_type == MessageType.METHOD_CALL:
+        interactive = bool(msg.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
+        CURRENT_CALL.set(CallInfo(msg.sender, interactive))
+
+
+class NvmemBus(MessageBus):
+    """A MessageBus that leaves the ObjectManager signals to :class:`Service`."""
+
+    def _emit_interface_added(self, path: str, interface: ServiceInterface) -> None:
+        pass
+
+    def _emit_interface_removed(self, path: str, removed_interfaces: list[str]) -> None:
+        pass
+
+
+def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Translate every exception of a method handler into a D-Bus error."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, *args: Any) -> T:
+        try:
+            return await fn(self, *args)
+        except DBusError:
+            raise
+        except NvmemError as e:
+            raise DBusError(error_name_for(e), str(e)) from None
+        except Exception:
+            log.exception("internal error in %s", fn.__name__)
+            raise DBusError(ERROR_FAILED, "internal error") from None
+
+    return wrapper
+
+
+def interface_properties(interface: ServiceInterface) -> dict[str, Variant]:
+    """All properties of *interface* as Variants, for InterfacesAdded."""
+    out: dict[str, Variant] = {}
+    for prop in ServiceInterface._get_properties(interface):
+        if prop.disabled:
+            continue
+        out[prop.name] = Variant(prop.signature, prop.prop_getter(interface))
+    return out
+
+
+class State(Protocol):
+    """What the objects need from the daemon."""
+
+    registry: Registry
+    access: AccessPolicy
+
+    async def reload(self) -> None: ...
+
+
+def _check_spec(spec: str) -> None:
+    if not spec or "\0" in spec or len(spec) > 4096:
+        raise InvalidArgumentError("invalid cell specification")
+
+
+def denied(entry: ProviderEntry) -> AccessDeniedError:
+    """The message direct mode gives an unprivileged reader (reader._translate)."""
+    return AccessDeniedError(f"{entry.name}: permission denied (root-only provider)")
+
+
+class Service:
+    """Owns the exported objects and keeps them in step with the registry."""
+
+    def __init__(self, bus: MessageBus, state: State) -> None:
+        self.bus = bus
+        self.state = state
+        self.manager = ManagerInterface(self)
+        self.providers: dict[str, ProviderInterface] = {}
+        self.cells: dict[str, dict[str, CellInterface]] = {}  # provider → path → object
+
+    # --- access --------------------------------------------------------------
+
+    async def check_read(self, entry: ProviderEntry) -> None:
+        """Raise AccessDeniedError unless the caller may read *entry*'s bytes."""
+        if not entry.provider.root_only:
+            return
+        call = CURRENT_CALL.get()
+        sender = call.sender if call else None
+        interactive = call.interactive if call else False
+        if not await self.state.access.may_read_protected(self.bus, sender, interactive):
+            raise denied(entry)
+
+    async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
+        await self.check_read(entry)
+        return await asyncio.to_thread(self.state.registry.read_cell, entry, cell)
+
+    # --- export --------------------------------------------------------------
+
+    def start(self) -> None:
+        self.bus.add_message_handler(_remember_caller)
+        self.bus.export(ROOT_PATH, self.manager)
+        self.sync(emit=False)
+
+    def _signal(self, member: str, signature: str, body: list[Any]) -> None:
+        self.bus.send(Message.new_signal(ROOT_PATH, OBJECT_MANAGER_IFACE, member,
+                                         signature, body))
+
+    def _export(self, path: str, interface: ServiceInterface, emit: bool) -> None:
+        self.bus.export(path, interface)
+        if emit:
+            self._signal("InterfacesAdded", "oa{sa{sv}}",
+                         [path, {interface.name: interface_properties(interface)}])
+
+    def _unexport(self, path: str, interface: ServiceInterface) -> None:
+        self.bus.unexport(path, interface)
+        self._signal("InterfacesRemoved", "oas", [path, [interface.name]])
+
+    def make_cell(self, entry: ProviderEntry, cell: CellInfo) -> "CellInterface":
+        """The one place cell objects are made (more interfaces may join here)."""
+        return CellInterface(self, entry.name, cell)
+
+    def sync(self, emit: bool = True) -> None:
+        """Make the exported objects match ``state.registry``.
+
+        Unchanged providers and cells keep their objects; a changed cell is
+        removed and added again; a changed provider gets PropertiesChanged.
+        Removals are sent before additions, cells before their provider.
+        """
+        entries = self.state.registry.entries
+        for name in [n for n in self.providers if n not in entries]:
+            self._drop_provider(name)
+        for entry in entries.values():
+            self._update_provider(entry, emit)
+
+    def _drop_provider(self, name: str) -> None:
+        for path, cell_obj in self.cells.pop(name, {}).items():
+            self._unexport(path, cell_obj)
+        obj = self.providers.pop(name)
+        self._unexport(provider_path(name), obj)
+        log.info("%s: removed from the bus", name)
+
+    def _update_provider(self, entry: ProviderEntry, emit: bool) -> None:
+        name = entry.name
+        ppath = provider_path(name)
+        obj = self.providers.get(name)
+        if obj is not None and obj.entry == entry:
+            return
+        wanted = {cell_path(name, c.sysfs_name): c for c in entry.cells}
+        current = self.cells.setdefault(name, {})
+        for path in [p for p, o in current.items() if wanted.get(p) != o.cell]:
+            self._unexport(path, current.pop(path))
+        if obj is None:
+            obj = ProviderInterface(self, entry)
+            self.providers[name] = obj
+            self._export(ppath, obj, emit)
+            log.info("%s: published with %d cell(s)", name, len(entry.cells))
+        else:
+            before = interface_properties(obj)
+            obj.entry = entry
+            after = interface_properties(obj)
+            changed = {k: v.value for k, v in after.items() if before.get(k) != v}
+            if changed:
+                obj.emit_properties_changed(changed)
+            log.info("%s: updated, %d cell(s)", name, len(entry.cells))
+        for path, cell in wanted.items():
+            if path not in current:
+                cell_obj = self.make_cell(entry, cell)
+                current[path] = cell_obj
+                self._export(path, cell_obj, emit)
+
+    # --- lookups -------------------------------------------------------------
+
+    def entry(self, name: str) -> ProviderEntry:
+        return self.state.registry.provider(name)
+
+    def counts(self) -> tuple[int, int]:
+        reg = self.state.registry
+        return len(reg.entries), sum(len(e.cells) for e in reg.entries.values())
+
+
+class ManagerInterface(ServiceInterface):
+    def __init__(self, service: Service) -> None:
+        super().__init__(MANAGER_IFACE)
+        self._service = service
+
+    @dbus_property(access=PropertyAccess.READ, name="Version")
+    def version(self) -> "s":
+        return __version__
+
+    @dbus_property(access=PropertyAccess.READ, name="BrokenProviders")
+    def broken_providers(self) -> "a{ss}":
+        return {n: b.error for n, b in sorted(self._service.state.registry.broken.items())}
+
+    @method(name="ListProviders")
+    @_guarded
+    async def list_providers(self) -> "ao":
+        return [provider_path(n) for n in sorted(self._service.state.registry.entries)]
+
+    @method(name="GetProvider")
+    @_guarded
+    async def get_provider(self, name: "s") -> "o":
+        return provider_path(self._service.entry(name).name)
+
+    @method(name="FindCells")
+    @_guarded
+    async def find_cells(self, spec: "s") -> "ao":
+        _check_spec(spec)
+        found = self._service.state.registry.find_cells(spec)
+        return [cell_path(e.name, c.sysfs_name) for e, c in found]
+
+    @method(name="ResolveCell")
+    @_guarded
+    async def resolve_cell(self, spec: "s", provider: "s") -> "o":
+        entry, cell = self._service.state.registry.resolve_cell(spec, provider or None)
+        return cell_path(entry.name, cell.sysfs_name)
+
+    @method(name="ReadCellByName")
+    @_guarded
+    async def read_cell_by_name(self, spec: "s") -> "ay":
+        _check_spec(spec)
+        entry, cell = self._service.state.registry.resolve_cell(spec)
+        return await self._service.read_cell(entry, cell)
+
+    @method(name="Reload")
+    @_guarded
+    async def reload(self) -> None:
+        call = CURRENT_CALL.get()
+        if not await self._service.state.access.may_read_protected(
+                self._service.bus, call.sender if call else None,
+                call.interactive if call else False):
+            raise AccessDeniedError("reloading nvmemd needs privileges")
+        await self._service.state.reload()
+
+    @method(name="Verify")
+    @_guarded
+    async def verify(self) -> "(asasas)":
+        registry = self._service.state.registry
+        protected = [e for e in registry if e.provider.root_only and e.provider.has_kernel_cells]
+        for entry in protected[:1]:
+            await self._service.check_read(entry)
+        report = await asyncio.to_thread(DirectBackend(registry).verify)
+        return [report["checked"], report["skipped"], report["differences"]]
+
+
+class ProviderInterface(ServiceInterface):
+    def __init__(self, service: Service, entry: ProviderEntry) -> None:
+        super().__init__(PROVIDER_IFACE)
+        self._service = service
+        self.entry = entry
+
+    @dbus_property(access=PropertyAccess.READ, name="Name")
+    def name_(self) -> "s":
+        return self.entry.provider.name
+
+    @dbus_property(access=PropertyAccess.READ, name="Type")
+    def type_(self) -> "s":
+        return self.entry.provider.type
+
+    @dbus_property(access=PropertyAccess.READ, name="Size")
+    def size(self) -> "t":
+        return self.entry.provider.size
+
+    @dbus_property(access=PropertyAccess.READ, name="ReadOnly")
+    def read_only(self) -> "b":
+        return self.entry.provider.read_only
+
+    @dbus_property(access=PropertyAccess.READ, name="RootOnly")
+    def root_only(self) -> "b":
+        return self.entry.provider.root_only
+
+    @dbus_property(access=PropertyAccess.READ, name="OfNode")
+    def of_node(self) -> "s":
+        return self.entry.provider.of_node or ""
+
+    @dbus_property(access=PropertyAccess.READ, name="Compatible")
+    def compatible(self) -> "as":
+        return list(self.entry.provider.compatible)
+
+    @dbus_property(access=PropertyAccess.READ, name="Cells")
+    def cells(self) -> "ao":
+        return [cell_path(self.entry.name, c.sysfs_name) for c in self.entry.cells]
+
+    @dbus_property(access=PropertyAccess.READ, name="Details")
+    def details(self) -> "s":
+        """The provider record of ``nvmemd-query providers --json``, as JSON."""
+        return json.dumps(provider_record(self.entry), ensure_ascii=False)
+
+    @method(name="Read")
+    @_guarded
+    async def read(self, offset: "t", length: "u") -> "ay":
+        if length > MAX_READ:
+            raise InvalidArgumentError(f"length {length} exceeds the limit of {MAX_READ} bytes")
+        entry = self._service.entry(self.entry.name)
+        await self._service.check_read(entry)
+        return await asyncio.to_thread(self._service.state.registry.read_provider,
+                                       entry, offset, length)
+
+
+class CellInterface(ServiceInterface):
+    def __init__(self, service: Service, provider: str, cell: CellInfo) -> None:
+        super().__init__(CELL_IFACE)
+        self._service = service
+        self.provider = provider
+        self.cell = cell
+
+    @dbus_property(access=PropertyAccess.READ, name="Name")
+    def name_(self) -> "s":
+        return self.cell.name
+
+    @dbus_property(access=PropertyAccess.READ, name="SysfsName")
+    def sysfs_name(self) -> "s":
+        return self.cell.sysfs_name
+
+    @dbus_property(access=PropertyAccess.READ, name="Provider")
+    def provider_(self) -> "o":
+        return provider_path(self.provider)
+
+    @dbus_property(access=PropertyAccess.READ, name="Offset")
+    def offset(self) -> "u":
+        return self.cell.offset
+
+    @dbus_property(access=PropertyAccess.READ, name="BitOffset")
+    def bit_offset(self) -> "u":
+        return self.cell.bit_offset
+
+    @dbus_property(access=PropertyAccess.READ, name="NBits")
+    def nbits(self) -> "u":
+        return self.cell.nbits
+
+    @dbus_property(access=PropertyAccess.READ, name="Bytes")
+    def bytes_(self) -> "u":
+        return self.cell.bytes
+
+    @dbus_property(access=PropertyAccess.READ, name="Source")
+    def source(self) -> "s":
+        return self.cell.source
+
+    @dbus_property(access=PropertyAccess.READ, name="OfNode")
+    def of_node(self) -> "s":
+        return self.cell.of_node or ""
+
+    @method(name="Read")
+    @_guarded
+    async def read(self) -> "ay":
+        entry = self._service.entry(self.provider)
+        return await self._service.read_cell(entry, self.cell)

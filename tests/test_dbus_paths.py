@@ -1,0 +1,57 @@
+"""Object path escaping: systemd's bus_label_escape(), without a bus."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nvmemd.dbus_paths import (
+    ROOT_PATH,
+    cell_path,
+    escape_label,
+    provider_of_path,
+    provider_path,
+    unescape_label,
+)
+
+# Values as `systemd-escape`-free sd_bus_path_encode() gives them (bus-label.c).
+CASES = [
+    ("", "_"),
+    ("abc", "abc"),
+    ("ABC019", "ABC019"),
+    ("mac-address@90,0", "mac_2daddress_4090_2c0"),
+    ("a_b", "a_5fb"),
+    ("0-00512", "0_2d00512"),
+    ("a.b/c", "a_2eb_2fc"),
+    ("ü", "_c3_bc"),
+    (" ", "_20"),
+]
+
+
+@pytest.mark.parametrize(("label", "escaped"), CASES)
+def test_escape_matches_systemd(label: str, escaped: str) -> None:
+    assert escape_label(label) == escaped
+    assert unescape_label(escaped) == label
+
+
+@given(st.text())
+def test_roundtrip_and_valid_element(label: str) -> None:
+    escaped = escape_label(label)
+    assert re.fullmatch(r"[A-Za-z0-9_]+", escaped)
+    assert unescape_label(escaped) == label
+
+
+def test_unescape_keeps_a_lone_underscore_sequence() -> None:
+    assert unescape_label("a_zz") == "a_zz"
+    assert unescape_label("a_4") == "a_4"
+
+
+def test_paths() -> None:
+    assert provider_path("imx-ocotp0") == ROOT_PATH + "/providers/imx_2docotp0"
+    assert cell_path("imx-ocotp0", "mac-address@90,0") == (
+        ROOT_PATH + "/providers/imx_2docotp0/cells/mac_2daddress_4090_2c0")
+    assert provider_of_path(cell_path("0-00512", "x@0,0")) == "0-00512"
+    assert provider_of_path(ROOT_PATH) is None
