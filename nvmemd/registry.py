@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .cells import CellInfo, add_cells_from_dt, decode_cell
 from .config import Config
-from .devicetree import DeviceTree
+from .devicetree import DeviceTree, DtNode
 from .errors import (
     AmbiguousError,
     DeviceTreeError,
@@ -29,7 +29,15 @@ from .errors import (
     SysrootError,
 )
 from .kernel_rules import CellRules, cell_rules
-from .layouts import LayoutContext, Validity, match_layout
+from .layouts import (
+    LayoutContext,
+    LayoutDriver,
+    Validity,
+    match_layout,
+    match_provider_driver,
+    matched_compatible,
+)
+from .layouts.u_boot_env import select_redundant_copies
 from .providers import Provider, list_provider_names, read_provider
 from .reader import read_range
 from .sysroot import Sysroot
@@ -49,6 +57,7 @@ class ProviderEntry:
     notes: tuple[str, ...] = ()
     rejected: bool = False  # the kernel would fail this provider's registration
     validity: tuple[Validity, ...] = ()
+    standby_of: str | None = None  # redundant U-Boot env copy not in use: the one in use
 
     @property
     def name(self) -> str:
@@ -112,6 +121,10 @@ class Registry:
         if not found:
             where = f" on provider '{provider}'" if provider else ""
             raise NotFoundError(f"no cell matches '{spec}'{where}")
+        if len(found) > 1:
+            # A redundant U-Boot environment: prefer the copy in use (layouts/u_boot_env.py).
+            in_use = [(e, c) for e, c in found if e.standby_of is None]
+            found = in_use or found
         if len(found) > 1:
             raise AmbiguousError(spec, [f"{e.name}:{c.sysfs_name}" for e, c in found])
         return found[0]
@@ -196,6 +209,13 @@ def build_entry(sysroot: Sysroot, tree: DeviceTree, provider: Provider, config: 
             notes.append(f"{len(ignored)} legacy child cell(s) ignored: " + ", ".join(ignored))
 
     validity: list[Validity] = []
+    own = match_provider_driver(provider)
+    if own is not None:
+        # A platform driver that builds its provider's cells itself (drivers/nvmem/
+        # u-boot-env.c, brcm_nvram.c), parsing the provider's own node.
+        cells = _run_driver(sysroot, provider, rules, own, np,
+                            matched_compatible(provider.compatible, own), cells, errors,
+                            validity, notes, "driver")
     layout_np = np.child_by_name("nvmem-layout")
     if layout_np is not None:
         compatibles = layout_np.compatible()
@@ -205,35 +225,45 @@ def build_entry(sysroot: Sysroot, tree: DeviceTree, provider: Provider, config: 
         elif driver is None:
             notes.append(f"no layout driver for {layout_np.path} ({', '.join(compatibles)})")
         else:
-            ctx = LayoutContext(
-                provider=provider.name,
-                size=provider.size,
-                access=rules.access,
-                node=layout_np,
-                read=lambda off, n: _bounded_read(sysroot, provider, rules, off, n),
-                compatible=next(c for c in compatibles
-                                if c.lower() in (d.lower() for d in driver.compatibles)),
-            )
-            try:
-                result = driver.parse(ctx)
-            except NvmemError as exc:
-                errors.append(f"{provider.name}: {driver.name} layout: {exc}")
-            else:
-                layout_cells = result.cells
-                dup = _check_duplicate_names(cells + layout_cells, provider.name)
-                if dup:
-                    errors.append(f"{dup}; the {driver.name} layout probe fails and all cells "
-                                  "are removed")
-                    cells = []
-                    layout_cells = []
-                for e in result.errors:
-                    errors.append(f"{provider.name}: {driver.name} layout: {e}"
-                                  + ("; cells before it are kept" if layout_cells else ""))
-                cells.extend(layout_cells)
-                if result.validity:
-                    validity.append(result.validity)
+            cells = _run_driver(sysroot, provider, rules, driver, layout_np,
+                                matched_compatible(compatibles, driver), cells, errors,
+                                validity, notes, "layout")
     return ProviderEntry(provider, rules, tuple(cells), tuple(errors), tuple(notes),
                          validity=tuple(validity))
+
+
+def _run_driver(sysroot: Sysroot, provider: Provider, rules: CellRules, driver: LayoutDriver,
+                node: DtNode, compatible: str, cells: list[CellInfo], errors: list[str],
+                validity: list[Validity], notes: list[str], kind: str) -> list[CellInfo]:
+    """Run a layout (or provider) driver's parser; returns the provider's cells after it."""
+    ctx = LayoutContext(
+        provider=provider.name,
+        size=provider.size,
+        access=rules.access,
+        node=node,
+        read=lambda off, n: _bounded_read(sysroot, provider, rules, off, n),
+        compatible=compatible,
+    )
+    if driver.note:
+        notes.append(driver.note)
+    try:
+        result = driver.parse(ctx)
+    except NvmemError as exc:
+        errors.append(f"{provider.name}: {driver.name} {kind}: {exc}")
+        return cells
+    layout_cells = result.cells
+    dup = _check_duplicate_names(cells + layout_cells, provider.name)
+    if dup:
+        errors.append(f"{dup}; the {driver.name} {kind} probe fails and all cells "
+                      "are removed")
+        cells = []
+        layout_cells = []
+    for e in result.errors:
+        errors.append(f"{provider.name}: {driver.name} {kind}: {e}"
+                      + ("; cells before it are kept" if layout_cells else ""))
+    if result.validity:
+        validity.append(result.validity)
+    return cells + layout_cells
 
 
 def _bounded_read(sysroot: Sysroot, provider: Provider, rules: CellRules, offset: int,
@@ -274,4 +304,5 @@ def scan(sysroot: Sysroot, config: Config) -> Registry:
             broken[name] = result
         else:
             entries[name] = result
+    entries = select_redundant_copies(entries, tree)
     return Registry(sysroot, config, entries, broken, tree)

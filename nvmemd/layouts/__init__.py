@@ -17,6 +17,7 @@ from ..cells import CellInfo
 from ..devicetree import DtNode
 from ..errors import NvmemError
 from ..kernel_rules import Access
+from ..providers import Provider
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Validity:
     expected: str | None = None  # checksum stored on the media (hex)
     found: str | None = None  # checksum computed over the data (hex)
     detail: str | None = None
+    flag: int | None = None  # redundant U-Boot environment: the flag (mark) byte
 
 
 @dataclass
@@ -58,6 +60,7 @@ class LayoutDriver:
     source: str  # `source` of its cells in JSON and on D-Bus
     compatibles: tuple[str, ...]
     parse: LayoutParser
+    note: str | None = None  # added to the provider's notes when the driver runs
 
 
 def _fixed_layout(ctx: LayoutContext) -> LayoutResult:
@@ -76,18 +79,47 @@ def _drivers() -> tuple[LayoutDriver, ...]:
 
 def _dynamic_drivers() -> list[LayoutDriver]:
     """ONIE TLV, sl28 VPD, U-Boot env: added by their own modules."""
-    return []
+    from . import onie_tlv, sl28vpd, u_boot_env
+
+    return [onie_tlv.DRIVER, sl28vpd.DRIVER, u_boot_env.DRIVER]
+
+
+def _provider_drivers() -> tuple[LayoutDriver, ...]:
+    from . import brcm_nvram, u_boot_env
+
+    return (u_boot_env.PLATFORM_DRIVER, brcm_nvram.DRIVER)
 
 
 #: drivers/nvmem/layouts/*.c of_match tables
 LAYOUT_DRIVERS: tuple[LayoutDriver, ...] = _drivers()
 
 
-def match_layout(compatibles: list[str]) -> LayoutDriver | None:
+#: Platform drivers that parse their own provider (drivers/nvmem/u-boot-env.c,
+#: drivers/nvmem/brcm_nvram.c), matched on the compatible of the provider's own
+#: of_node.  An MTD partition compatible with "u-boot,env" also has its mtdN
+#: provider (drivers/mtd/mtdcore.c: mtd_nvmem_add()), which these never match.
+PROVIDER_DRIVERS: tuple[LayoutDriver, ...] = _provider_drivers()
+
+
+def match_layout(compatibles: list[str] | tuple[str, ...],
+                 drivers: tuple[LayoutDriver, ...] | None = None) -> LayoutDriver | None:
     """``of_driver_match_device()`` over :data:`LAYOUT_DRIVERS`, case-insensitively."""
     wanted = [c.lower() for c in compatibles]
     for compat in wanted:
-        for driver in LAYOUT_DRIVERS:
+        for driver in LAYOUT_DRIVERS if drivers is None else drivers:
             if compat in (c.lower() for c in driver.compatibles):
                 return driver
     return None
+
+
+def match_provider_driver(provider: Provider) -> LayoutDriver | None:
+    """The platform driver that registered *provider* and parses it (not MTD devices)."""
+    if provider.is_mtd or not provider.compatible:
+        return None
+    return match_layout(provider.compatible, PROVIDER_DRIVERS)
+
+
+def matched_compatible(compatibles: list[str] | tuple[str, ...], driver: LayoutDriver) -> str:
+    """The first of *compatibles* that *driver* matches (its ``.data`` selects a format)."""
+    known = {c.lower() for c in driver.compatibles}
+    return next(c for c in compatibles if c.lower() in known)

@@ -1,0 +1,122 @@
+"""MAC addresses: the kernel's helpers, OpenWrt's ``mac-base`` decoding, derivation.
+
+- :func:`eth_addr_add` is ``include/linux/etherdevice.h: eth_addr_add()``: the
+  address is a big-endian 48-bit integer, the offset is added with carry into
+  the OUI, the result keeps the low 48 bits.
+- :func:`nic_add` is OpenWrt's ``macaddr_add`` (``package/base-files/files/lib/
+  functions/system.sh``): only the NIC part (low 24 bits) changes, the OUI is
+  kept; the two differ when the NIC part overflows.
+- :func:`mac_pton` is ``lib/net_utils.c: mac_pton()``: exactly
+  ``XX:XX:XX:XX:XX:XX``.
+- :func:`decode_mac_base` is **an nvmemd extension**: the mainline kernel has no
+  code for ``compatible = "mac-base"`` cells (only the binding,
+  ``Documentation/devicetree/bindings/nvmem/layouts/fixed-cell.yaml``).  It
+  mirrors OpenWrt's ``target/linux/generic/pending-6.12/
+  804-nvmem-core-support-mac-base-fixed-layout-cells.patch``
+  (``nvmem_mac_base_raw_read()`` / ``_hex_read()`` / ``_ascii_read()``, the
+  code behind OpenWrt's ``nvmem_layout_parse_mac_base()``): 6 raw bytes, 12 hex
+  digits or 17 ASCII characters, then ``eth_addr_add(index)``.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Final, Literal
+
+from .errors import InvalidArgumentError, LayoutError
+
+ETH_ALEN: Final = 6
+#: include/linux/if_ether.h: MAC_ADDR_STR_LEN
+MAC_ADDR_STR_LEN: Final = 3 * ETH_ALEN - 1
+_HEX: Final = frozenset(string.hexdigits.encode())
+_MASK48: Final = (1 << 48) - 1
+
+MacMode = Literal["48", "24"]
+MAC_MODES: Final = ("48", "24")
+
+
+def eth_addr_add(mac: bytes, offset: int) -> bytes:
+    """``eth_addr_add()``: 48-bit add with carry (u64 arithmetic, low 48 bits kept).
+
+    Bytes past the sixth are kept; a shorter buffer is treated as zero-padded
+    and the result cut back to its length (the kernel would read past it).
+    """
+    head = bytes(mac[:ETH_ALEN]).ljust(ETH_ALEN, b"\0")
+    value = (int.from_bytes(head, "big") + offset) & _MASK48
+    return (value.to_bytes(ETH_ALEN, "big") + bytes(mac[ETH_ALEN:]))[: len(mac)]
+
+
+def nic_add(mac: bytes, offset: int) -> bytes:
+    """OpenWrt ``macaddr_add``: ``(nic + offset) & 0xffffff``, OUI unchanged."""
+    nic = (int.from_bytes(mac[3:ETH_ALEN], "big") + offset) & 0xFFFFFF
+    return bytes(mac[:3]) + nic.to_bytes(3, "big") + bytes(mac[ETH_ALEN:])
+
+
+def derive(mac: bytes, index: int, mode: MacMode = "48") -> bytes:
+    """Address number *index* from base *mac*: kernel (48) or OpenWrt NIC-only (24)."""
+    if len(mac) != ETH_ALEN:
+        raise InvalidArgumentError(f"a MAC address has 6 bytes, this value has {len(mac)}")
+    return eth_addr_add(mac, index) if mode == "48" else nic_add(mac, index)
+
+
+def mac_pton(text: bytes) -> bytes | None:
+    """``mac_pton()``: six hex pairs separated by ``:``; None when malformed."""
+    if len(text.split(b"\0", 1)[0]) < MAC_ADDR_STR_LEN:  # strnlen(s, 17) < 17
+        return None
+    for i in range(ETH_ALEN):
+        if text[i * 3] not in _HEX or text[i * 3 + 1] not in _HEX:
+            return None
+        if i != ETH_ALEN - 1 and text[i * 3 + 2] != ord(":"):
+            return None
+    return bytes(int(text[i * 3 : i * 3 + 2], 16) for i in range(ETH_ALEN))
+
+
+def is_valid_ether_addr(mac: bytes) -> bool:
+    """``is_valid_ether_addr()``: not multicast and not 00:00:00:00:00:00."""
+    return len(mac) >= ETH_ALEN and not mac[0] & 1 and any(mac[:ETH_ALEN])
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def ascii_mac_post_process(cell_id: str, index: int, buf: bytes) -> bytes:
+    """``u_boot_env_read_post_process_ethaddr()`` / ``brcm_nvram_read_post_process_macaddr()``.
+
+    *buf* is ``max(raw_len, bytes)`` long, so its length is the kernel's
+    ``bytes`` argument (``raw_len``, the string length).  -EINVAL unless it is
+    exactly 17 characters that ``mac_pton()`` accepts.
+    """
+    if len(buf) != MAC_ADDR_STR_LEN:
+        raise LayoutError(f"-EINVAL: a MAC address string has {MAC_ADDR_STR_LEN} characters, "
+                          f"found {len(buf)}")
+    mac = mac_pton(buf)
+    if mac is None:
+        raise LayoutError(f"-EINVAL: not a MAC address: {buf!r}")
+    if index:
+        mac = eth_addr_add(mac, index)
+    return mac + bytes(buf[ETH_ALEN:])
+
+
+def decode_mac_base(value: bytes, index: int = 0) -> bytes:
+    """OpenWrt's ``mac-base`` read (nvmemd extension, see the module docstring).
+
+    *value* is the cell as the mainline kernel returns it (6, 12 or 17 bytes).
+    Raises InvalidArgumentError for other lengths or malformed text.
+    """
+    if len(value) == ETH_ALEN:
+        mac = bytes(value)
+    elif len(value) == 2 * ETH_ALEN:
+        if any(b not in _HEX for b in value):
+            raise InvalidArgumentError(f"mac-base: not 12 hex digits: {value!r}")
+        mac = bytes.fromhex(value.decode("ascii"))
+    elif len(value) == MAC_ADDR_STR_LEN:
+        parsed = mac_pton(value)
+        if parsed is None:
+            raise InvalidArgumentError(f"mac-base: not a MAC address: {value!r}")
+        mac = parsed
+    else:
+        raise InvalidArgumentError(
+            f"mac-base: a cell of {len(value)} bytes is neither 6 raw bytes, 12 hex digits "
+            "nor 17 characters")
+    return eth_addr_add(mac, index) if index else mac
