@@ -70,6 +70,22 @@ HDR="$ROOT/usr/src/linux-headers-$KREL"
 # the headers' Makefile includes the -common one by absolute path: point it into $ROOT
 sed -i "s#^include /usr/src/#include $ROOT/usr/src/#" "$HDR/Makefile"
 
+# ---- qemu 10 (machine imx8mp-evk) from bookworm-backports, unpacked, not installed ----------
+if [ ! -x "$OUT/qemu10/usr/bin/qemu-system-aarch64" ]; then
+    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        echo 'deb http://deb.debian.org/debian bookworm-backports main' \
+            | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
+        $SUDO apt-get update -qq
+    fi
+    mkdir -p "$OUT/debs-qemu10"
+    chmod 0777 "$OUT/debs-qemu10" 2>/dev/null || true
+    rm -f "$OUT"/debs-qemu10/*.deb
+    (cd "$OUT/debs-qemu10" && apt-get download -q qemu-system-arm/bookworm-backports)
+    rm -rf "$OUT/qemu10"; mkdir -p "$OUT/qemu10"
+    dpkg-deb -x "$OUT"/debs-qemu10/qemu-system-arm_*.deb "$OUT/qemu10"
+fi
+"$OUT/qemu10/usr/bin/qemu-system-aarch64" -M help | grep -q imx8mp-evk
+
 # ---- out-of-tree modules --------------------------------------------------------------
 OOT="$OUT/oot-$KREL"
 if [ ! -e "$OOT/.built" ]; then

@@ -19,12 +19,18 @@ initramfs (``init.sh``), and writes back into the case directory
 
 CASE KEYS (case.json)
   description      what the case covers (one line)
-  machine          "virt" (qemu virt, default)
+  machine          "virt" (qemu 7.2's virt, default) or "imx8mp-evk" (qemu 10 from
+                   bookworm-backports, Debian's freescale/imx8mp-evk.dtb as the base tree)
   modules          module names to insmod, in order (dependencies are added first);
                    Debian's own (.ko.xz, decompressed) or the out-of-tree ones prepare.sh built
   loaders          {image name: physical address} -- raw images put in RAM by qemu's loader
                    (nvmem-rmem regions)
   pflash1          image name for the virt machine's second flash bank (64 MiB, padded 0xff)
+  i2c              (imx8mp-evk) devices on qemu's i2c buses: [{"device": "at24c-eeprom" or
+                   "ds1338", "bus": "i2c-bus.3", "address": "0x50", "rom-size": 256,
+                   "image": name}] (image: the EEPROM's contents, its drive)
+  guest_writes     [{"image": name, "path": glob}]: written from the guest (printf) before the
+                   capture, e.g. an EEPROM without a qemu drive or an RTC's NVRAM
   pre_capture      shell lines run in the guest before the capture
   kernel_invisible provider names whose cells the kernel parses but never shows in sysfs
 """
@@ -52,6 +58,7 @@ REPO = HERE.parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "realkernel"
 
 VIRT_ARGS = ["-M", "virt", "-cpu", "cortex-a57", "-smp", "1", "-m", "512"]
+IMX_ARGS = ["-M", "imx8mp-evk", "-smp", "1", "-m", "1G"]
 PFLASH_SIZE = 64 << 20
 BEGIN, END = "===RECORDER-BEGIN===", "===RECORDER-END==="
 DMESG_RE = re.compile(
@@ -73,6 +80,8 @@ class Kernel:
         self.vmlinuz = self.root / "boot" / f"vmlinuz-{self.krel}"
         self.busybox = self.root / "bin" / "busybox"
         self.oot = build / f"oot-{self.krel}"
+        self.qemu10 = build / "qemu10" / "usr" / "bin" / "qemu-system-aarch64"
+        self.dtbs = self.root / "usr" / "lib" / f"linux-image-{self.krel}"
         # Debian's package has no modules.dep (depmod runs at install): read each module's
         # own "depends=" from its .modinfo when it is needed.
         self.modules: dict[str, Path] = {}
@@ -215,14 +224,43 @@ def load_images(case_dir: Path) -> dict[str, bytes]:
     return dict(mod.images())
 
 
+def imx_dts(kernel: Kernel) -> str:
+    """Debian's imx8mp-evk.dtb, decompiled."""
+    dtb = kernel.dtbs / "freescale" / "imx8mp-evk.dtb"
+    return subprocess.run(["dtc", "-q", "-I", "dtb", "-O", "dts", str(dtb)], check=True,
+                          capture_output=True, text=True).stdout
+
+
 def boot(kernel: Kernel, case_dir: Path, work: Path, timeout: int) -> tuple[Path, float]:
     case = json.loads((case_dir / "case.json").read_text())
     machine = case.get("machine", "virt")
-    if machine != "virt":
-        raise SystemExit(f"{case_dir.name}: machine {machine} not supported")
     images = load_images(case_dir)
-    qemu = list(VIRT_ARGS)
+    log = work / "console.log"
     dev_args: list[str] = []
+    if machine == "imx8mp-evk":
+        binary = str(kernel.qemu10)
+        qemu = list(IMX_ARGS)
+        # UART1 is the first serial port, the EVK's console (UART2, ttymxc1) the second
+        serial = ["-serial", "null", "-serial", f"file:{log}"]
+        console = "console=ttymxc1,115200"
+        for i, dev in enumerate(case.get("i2c", [])):
+            props = f"{dev['device']},bus={dev['bus']},address={dev['address']}"
+            if "rom-size" in dev:
+                props += f",rom-size={dev['rom-size']}"
+            if "image" in dev:
+                p = work / f"{dev['image']}.img"
+                p.write_bytes(images[dev["image"]])
+                dev_args += ["-drive", f"if=none,id=i2cdrv{i},format=raw,file={p}"]
+                props += f",drive=i2cdrv{i}"
+            dev_args += ["-device", props]
+        base = imx_dts(kernel)
+    elif machine == "virt":
+        binary = "qemu-system-aarch64"
+        qemu = list(VIRT_ARGS)
+        serial = ["-serial", f"file:{log}"]
+        console = "console=ttyAMA0"
+    else:
+        raise SystemExit(f"{case_dir.name}: machine {machine} not supported")
     for name, addr in case.get("loaders", {}).items():
         p = work / f"{name}.img"
         p.write_bytes(images[name])
@@ -233,17 +271,29 @@ def boot(kernel: Kernel, case_dir: Path, work: Path, timeout: int) -> tuple[Path
         p = work / "pflash1.img"
         p.write_bytes(data + b"\xff" * (PFLASH_SIZE - len(data)))
         dev_args += ["-drive", f"if=pflash,unit=1,format=raw,file={p}"]
-    base = machine_dts(kernel, work, qemu + dev_args)
+    if machine == "virt":
+        base = machine_dts(kernel, work, qemu + dev_args)
     dtb = build_dtb(base, (case_dir / "board.dts").read_text(), machine, work)
     initrd = work / "initrd.cpio.gz"
-    initrd.write_bytes(make_initramfs(kernel, case.get("modules", []), case.get("pre_capture", "")))
-    log = work / "console.log"
-    cmd = ["qemu-system-aarch64", *qemu, *dev_args, "-display", "none", "-nic", "none",
-           "-no-reboot", "-monitor", "none", "-serial", f"file:{log}",
+    pre = []
+    for w in case.get("guest_writes", []):
+        data = "".join(f"\\{b:03o}" for b in images[w["image"]])
+        pre.append(f"for f in {w['path']}; do printf '{data}' > \"$f\" "
+                   f"|| echo \"RECORDER: write to $f failed\"; done")
+    if case.get("pre_capture"):
+        pre.append(case["pre_capture"])
+    initrd.write_bytes(make_initramfs(kernel, case.get("modules", []), "\n".join(pre)))
+    cmd = [binary, *qemu, *dev_args, "-display", "none", "-nic", "none",
+           "-no-reboot", "-monitor", "none", *serial,
            "-kernel", str(kernel.vmlinuz), "-initrd", str(initrd), "-dtb", str(dtb),
-           "-append", "console=ttyAMA0 quiet panic=-1"]
+           "-append", f"{console} quiet panic=-1"]
     t0 = time.monotonic()
-    subprocess.run(cmd, check=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if machine == "imx8mp-evk":  # qemu 10's own modules, not the installed qemu's
+        moddir = kernel.build / "qemu10" / "modules"  # none: do not load qemu 7.2's
+        moddir.mkdir(exist_ok=True)
+        env["QEMU_MODULE_DIR"] = str(moddir)
+    subprocess.run(cmd, check=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     return log, time.monotonic() - t0
 
 
@@ -296,7 +346,7 @@ def kernel_cells(out: Path, case: dict) -> dict:
     for line in (out / "dmesg.txt").read_text(errors="replace").splitlines():
         line = re.sub(r"^\[\s*\d+\.\d+\]\s?", "", line)
         line = re.sub(r"\bPID: \d+", "PID: N", line)
-        if DMESG_RE.search(line):
+        if DMESG_RE.search(line) and "setting system clock" not in line:
             dmesg.append(line)
     return {
         "kernel": (out / "uname-r.txt").read_text().strip(),
