@@ -35,6 +35,11 @@ KNOWN_DIVERGENT: dict[tuple[str, str], str] = {
         "lists 12 layout cells; this kernel has only fixed-layout "
         "(sys/bus/nvmem-layout/drivers), its layout devices stay unbound, no cells/"
     ),
+    ("cells", "mtd-legacy-plus-onie-layout-late"): (
+        "nvmemd lists the 4 ONIE layout cells of mtd0; the kernel created them after cells/ "
+        "was populated with the legacy cell (layout module loaded after the flash), so "
+        "sysfs shows only tlv-header@0,0 (the -early case, module loaded first, shows all 5)"
+    ),
 }
 
 
