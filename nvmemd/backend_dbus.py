@@ -120,10 +120,6 @@ class DBusBackend:
               body: list[Any] | None = None) -> list[Any]:
         return self._call_raw(BUS_NAME, path, interface, member, signature, body)
 
-    def _props(self, path: str, interface: str) -> dict[str, Any]:
-        (props,) = self._call(path, PROPERTIES_IFACE, "GetAll", "s", [interface])
-        return dict(props)
-
     def _manager(self, member: str, signature: str = "", body: list[Any] | None = None
                  ) -> list[Any]:
         return self._call(ROOT_PATH, MANAGER_IFACE, member, signature, body)
@@ -148,20 +144,6 @@ class DBusBackend:
         found = [ifaces[PROVIDER_IFACE] for ifaces in objects.values() if PROVIDER_IFACE in ifaces]
         return sorted(found, key=lambda p: str(p["Name"]))
 
-    @staticmethod
-    def _cell_record(provider: str, props: dict[str, Any]) -> CellRecord:
-        return CellRecord(
-            provider=provider,
-            name=props["Name"],
-            sysfs_name=props["SysfsName"],
-            offset=props["Offset"],
-            bit_offset=props["BitOffset"],
-            nbits=props["NBits"],
-            bytes=props["Bytes"],
-            source=props["Source"],
-            of_node=props["OfNode"] or None,
-        )
-
     # --- the DirectBackend interface -----------------------------------------------------
 
     def providers(self) -> list[dict[str, Any]]:
@@ -179,14 +161,8 @@ class DBusBackend:
                 props = objects.get(path, {}).get(CELL_IFACE)
                 if props is None:
                     continue
-                rec = self._cell_record(pprops["Name"], props)
-                try:
-                    (value,) = self._call(path, CELL_IFACE, "Read")
-                    rec["value"] = bytes(value).hex()
-                except NvmemError as e:
-                    rec["value"] = None
-                    rec["error"] = str(e)
-                out.append(rec)
+                (record,) = self._call(path, CELL_IFACE, "ReadRecord")
+                out.append(json.loads(record))
         return out
 
     def errors(self, provider: str | None = None) -> list[str]:
@@ -200,12 +176,8 @@ class DBusBackend:
     def get(self, spec: str, provider: str | None) -> tuple[CellRecord, bytes]:
         if not spec:
             raise InvalidArgumentError("empty cell specification")
-        (path,) = self._manager("ResolveCell", "ss", [spec, provider or ""])
-        props = self._props(path, CELL_IFACE)
-        (pname,) = self._call(props["Provider"], PROPERTIES_IFACE, "Get", "ss",
-                              [PROVIDER_IFACE, "Name"])
-        (value,) = self._call(path, CELL_IFACE, "Read")
-        return self._cell_record(pname, props), bytes(value)
+        ((record, value),) = self._manager("ReadCellRecord", "ss", [spec, provider or ""])
+        return json.loads(record), bytes(value)
 
     def dump(self, provider: str, offset: int, length: int | None) -> bytes:
         (path,) = self._manager("GetProvider", "s", [provider])

@@ -28,6 +28,7 @@ from typing import Final
 
 from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
 
+from . import registry as registry_module
 from .access import AccessPolicy
 from .config import Config, load_config
 from .dbus_defs import BUS_NAME
@@ -141,9 +142,15 @@ class Daemon:
             broken[name] = result
         elif result is not None:
             entries[name] = result  # type: ignore[assignment]
-        self._swap(dataclasses.replace(
-            self.registry, entries=dict(sorted(entries.items())),
-            broken=dict(sorted(broken.items())), tree=DeviceTree(self.sysroot)))
+        tree = DeviceTree(self.sysroot)
+        entries = dict(sorted(entries.items()))
+        # scan() relates providers to each other after describing them one by
+        # one (redundant U-Boot environments); do the same for one new entry.
+        relate = getattr(registry_module, "select_redundant_copies", None)
+        if relate is not None:
+            entries = relate(entries, tree)
+        self._swap(dataclasses.replace(self.registry, entries=entries,
+                                       broken=dict(sorted(broken.items())), tree=tree))
 
     def _swap(self, registry: Registry) -> None:
         self.registry = registry

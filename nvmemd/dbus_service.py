@@ -26,6 +26,7 @@ logged here with its traceback and answered with a bare
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import json
 import logging
@@ -53,7 +54,7 @@ from .dbus_defs import (
 )
 from .dbus_paths import ROOT_PATH, cell_path, provider_path
 from .errors import AccessDeniedError, InvalidArgumentError, NvmemError
-from .records import provider_record
+from .records import cell_record_with_value, provider_record
 from .registry import ProviderEntry, Registry
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,31 @@ def denied(entry: ProviderEntry) -> AccessDeniedError:
     return AccessDeniedError(f"{entry.name}: permission denied (root-only provider)")
 
 
+class _DeniedRegistry(Registry):
+    """The registry as an unprivileged caller sees it: root-only bytes are refused.
+
+    Lets the record builders of :mod:`nvmemd.records` run unchanged for a caller
+    and give the answers direct mode gives that user.
+    """
+
+    def read_cell(self, entry: ProviderEntry, *args: Any, **kwargs: Any) -> bytes:
+        if entry.provider.root_only:
+            raise denied(entry)
+        return super().read_cell(entry, *args, **kwargs)
+
+    def read_provider(self, entry: ProviderEntry, *args: Any, **kwargs: Any) -> bytes:
+        if entry.provider.root_only:
+            raise denied(entry)
+        return super().read_provider(entry, *args, **kwargs)
+
+
+def _as_caller_sees(registry: Registry, allowed: bool) -> Registry:
+    if allowed:
+        return registry
+    return _DeniedRegistry(**{f.name: getattr(registry, f.name)
+                              for f in dataclasses.fields(registry)})
+
+
 class Service:
     """Owns the exported objects and keeps them in step with the registry."""
 
@@ -164,6 +190,18 @@ class Service:
     async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
         await self.check_read(entry)
         return await asyncio.to_thread(self.state.registry.read_cell, entry, cell)
+
+    async def registry_for_caller(self, entries: list[ProviderEntry]) -> Registry:
+        """The registry, with root-only reads refused unless the caller may read *entries*."""
+        registry = self.state.registry
+        protected = [e for e in entries if e.provider.root_only]
+        if not protected:
+            return registry
+        try:
+            await self.check_read(protected[0])
+        except AccessDeniedError:
+            return _as_caller_sees(registry, False)
+        return registry
 
     # --- export --------------------------------------------------------------
 
@@ -284,6 +322,16 @@ class ManagerInterface(ServiceInterface):
     async def resolve_cell(self, spec: "s", provider: "s") -> "o":
         entry, cell = self._service.state.registry.resolve_cell(spec, provider or None)
         return cell_path(entry.name, cell.sysfs_name)
+
+    @method(name="ReadCellRecord")
+    @_guarded
+    async def read_cell_record(self, spec: "s", provider: "s") -> "(say)":
+        """``nvmemd-query get --json``'s record (JSON) and the value, as direct mode gives them."""
+        registry = self._service.state.registry
+        entry, _cell = registry.resolve_cell(spec, provider or None)
+        as_seen = await self._service.registry_for_caller([entry])
+        record, value = await asyncio.to_thread(DirectBackend(as_seen).get, spec, provider or None)
+        return [json.dumps(record, ensure_ascii=False), value]
 
     @method(name="ReadCellByName")
     @_guarded
@@ -415,3 +463,12 @@ class CellInterface(ServiceInterface):
     async def read(self) -> "ay":
         entry = self._service.entry(self.provider)
         return await self._service.read_cell(entry, self.cell)
+
+    @method(name="ReadRecord")
+    @_guarded
+    async def read_record(self) -> "s":
+        """The record of ``nvmemd-query cells --json`` (JSON): value, or why it is unreadable."""
+        entry = self._service.entry(self.provider)
+        as_seen = await self._service.registry_for_caller([entry])
+        record = await asyncio.to_thread(cell_record_with_value, as_seen, entry, self.cell)
+        return json.dumps(record, ensure_ascii=False)
