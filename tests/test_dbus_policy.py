@@ -202,6 +202,27 @@ def test_every_rule_names_our_destination_or_name() -> None:
     assert "at_console" not in POLICY.read_text()
 
 
+def test_policy_allows_exactly_the_api_interfaces() -> None:
+    """The interfaces nvmemd exports (nvmemd/dbus_defs.py) are the ones allowed, plus the standard ones."""
+    from nvmemd import dbus_defs
+
+    assert dbus_defs.BUS_NAME == NAME
+    ours = {v for k, v in vars(dbus_defs).items()
+            if k.endswith("_IFACE") and isinstance(v, str) and v.startswith(NAME + ".")}
+    assert ours >= {f"{NAME}.Manager", f"{NAME}.Provider", f"{NAME}.Cell"}
+    standard = {f"org.freedesktop.DBus.{i}" for i in
+                ("Properties", "Introspectable", "Peer", "ObjectManager")}
+    allowed = set(re.findall(r'send_interface="([^"]+)"', POLICY.read_text()))
+    assert allowed == ours | standard
+
+
+def test_polkit_action_matches_the_daemon() -> None:
+    from nvmemd import dbus_defs
+
+    action = (REPO / "data" / "org.nvmemd.Nvmem1.policy").read_text()
+    assert f'<action id="{dbus_defs.POLKIT_ACTION_READ_PROTECTED}">' in action
+
+
 def test_nobody_cannot_own_the_name(bus: str) -> None:
     owner = Owner(bus, as_nobody=True)
     try:

@@ -1,0 +1,297 @@
+"""The Debian package: build, lintian, install, and the installed CLI.
+
+``make deb`` builds ``build/deb/nvmemd_*.deb`` from a copy of the tree and runs
+lintian on it. The package is then installed on this machine with
+``apt-get install`` (dependencies from Debian), and the installed
+``/usr/bin/nvmemd-query`` — Debian's ``/usr/bin/python3`` with Debian's
+python3-* packages — must print byte-identical output to the venv's
+``nvmemd-query`` for committed recordings and the demo board.
+
+The man pages are checked against the argument parsers without building
+anything.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_QUERY = REPO / ".venv" / "bin" / "nvmemd-query"
+DEB_DIR = REPO / "build" / "deb"
+SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+REALKERNEL = REPO / "tests" / "fixtures" / "realkernel"
+DEMO = REPO / "examples" / "demo-board"
+MAN = REPO / "man"
+
+INSTALLED_FILES = [
+    "/usr/bin/nvmemd",
+    "/usr/bin/nvmemd-query",
+    "/lib/systemd/system/nvmemd.service",
+    "/lib/systemd/system/nvmemd-wait@.service",
+    "/usr/share/dbus-1/system.d/org.nvmemd.Nvmem1.conf",
+    "/usr/share/dbus-1/system-services/org.nvmemd.Nvmem1.service",
+    "/usr/share/polkit-1/actions/org.nvmemd.Nvmem1.policy",
+    "/etc/nvmemd/nvmemd.toml",
+    "/usr/share/man/man8/nvmemd.8.gz",
+    "/usr/share/man/man1/nvmemd-query.1.gz",
+    "/usr/share/man/man5/nvmemd.toml.5.gz",
+    "/usr/share/doc/nvmemd/examples/nvmemd-set-mac@.service",
+    "/usr/share/doc/nvmemd/copyright",
+]
+
+
+def system_env() -> dict[str, str]:
+    """The environment of a boot-time unit: no venv, no pyenv, no PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PYENV", "NVMEMD_"))}
+    env["PATH"] = SYSTEM_PATH
+    env["LC_ALL"] = "C.UTF-8"
+    return env
+
+
+def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)  # type: ignore[call-overload,no-any-return]
+
+
+# --- man pages against the real parsers (no build needed) ----------------------------
+
+
+def _long_options(parser: object) -> set[str]:
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= _long_options(sub)
+    return found - {"--help"}
+
+
+def _commands(parser: object) -> set[str]:
+    import argparse
+
+    assert isinstance(parser, argparse.ArgumentParser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def test_query_man_page_documents_every_option_and_command() -> None:
+    from nvmemd.cli import build_parser
+
+    page = (MAN / "nvmemd-query.1.scd").read_text()
+    parser = build_parser()
+    for option in sorted(_long_options(parser)):
+        assert f"*{option}*" in page, f"nvmemd-query(1) does not document {option}"
+    for command in sorted(_commands(parser)):
+        assert re.search(rf"^\*{re.escape(command)}\*", page, re.M), (
+            f"nvmemd-query(1) does not document the {command} command"
+        )
+
+
+def test_query_man_page_documents_only_real_options() -> None:
+    from nvmemd.cli import build_parser
+
+    page = (MAN / "nvmemd-query.1.scd").read_text()
+    documented = set(re.findall(r"\*(--[a-z][a-z-]*)\*", page))
+    assert documented <= _long_options(build_parser()) | {"--help", "--version"}
+
+
+def test_daemon_man_page_documents_every_option() -> None:
+    daemon = pytest.importorskip("nvmemd.daemon", reason="the daemon has not landed yet")
+    build = getattr(daemon, "build_parser", None)
+    if build is None:
+        pytest.skip("nvmemd.daemon has no build_parser()")
+    page = (MAN / "nvmemd.8.scd").read_text()
+    options = _long_options(build())
+    for option in sorted(options):
+        assert f"*{option}*" in page, f"nvmemd(8) does not document {option}"
+    assert set(re.findall(r"\*(--[a-z][a-z-]*)\*", page)) <= options | {"--help", "--version"}
+
+
+def test_daemon_man_page_lists_every_error_name() -> None:
+    from nvmemd import dbus_defs
+
+    page = (MAN / "nvmemd.8.scd").read_text()
+    names = {name for _cls, name in dbus_defs.ERROR_MAP} | {dbus_defs.ERROR_FAILED}
+    for name in sorted(names):
+        assert f"*{name.removeprefix(dbus_defs.ERROR_PREFIX)}*" in page, name
+
+
+def test_config_man_page_and_example_match_the_loader(tmp_path: Path) -> None:
+    """Every key of nvmemd.toml(5) exists in the loader; the shipped file loads as the defaults."""
+    from nvmemd import config as cfg
+    from nvmemd.sysroot import Sysroot
+
+    page = (MAN / "nvmemd.toml.5.scd").read_text()
+    for section, keys in cfg._SCHEMA.items():
+        assert f"# SECTION [{section}]" in page
+        for key in keys:
+            assert f"*{key}* =" in page, f"nvmemd.toml(5) does not document {section}.{key}"
+    shipped = REPO / "data" / "nvmemd.toml"
+    commented = re.findall(r"^#\s*([a-z_]+)\s*=", shipped.read_text(), re.M)
+    assert sorted(commented) == sorted(k for keys in cfg._SCHEMA.values() for k in keys)
+    loaded = cfg.load_config(Sysroot(tmp_path), str(shipped))
+    assert (loaded.legacy_cells, loaded.extra_legacy_compatibles, loaded.access_groups) == (
+        cfg.Config().legacy_cells, (), ())
+    # Uncommented, the shipped defaults are valid and still the defaults.
+    uncommented = tmp_path / "uncommented.toml"
+    uncommented.write_text(re.sub(r"^#([a-z_]+\s*=)", r"\1", shipped.read_text(), flags=re.M))
+    loaded = cfg.load_config(Sysroot(tmp_path), str(uncommented))
+    assert (loaded.legacy_cells, loaded.extra_legacy_compatibles, loaded.access_groups) == (
+        "auto", (), ())
+
+
+@pytest.mark.skipif(shutil.which("scdoc") is None, reason="scdoc not installed")
+@pytest.mark.parametrize("source", sorted(MAN.glob("*.scd")), ids=lambda p: p.name)
+def test_man_page_renders(source: Path) -> None:
+    result = run(["scdoc"], input=source.read_text())
+    assert result.returncode == 0, result.stderr
+    name, section = source.name.removesuffix(".scd").rsplit(".", 1)
+    assert result.stdout.count(f'.TH "{name}" "{section}"') == 1
+
+
+# --- the package ---------------------------------------------------------------------
+
+
+def _skip_without_tools() -> None:
+    for tool in ("dpkg-buildpackage", "dh", "lintian", "scdoc", "apt-get"):
+        if shutil.which(tool, path=SYSTEM_PATH) is None:
+            pytest.skip(f"{tool} not installed (make setup installs .ci/apt-packages.txt)")
+    if os.geteuid() != 0:
+        pytest.skip("installing the package needs root")
+
+
+@pytest.fixture(scope="module")
+def deb() -> Path:
+    _skip_without_tools()
+    result = run(["make", "--no-print-directory", "deb"], cwd=REPO, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    debs = sorted(DEB_DIR.glob("nvmemd_*_all.deb"))
+    assert len(debs) == 1, debs
+    deb_path = debs[0]
+    deb_path.with_suffix(".lintian").write_text(result.stdout)
+    return deb_path
+
+
+@pytest.fixture(scope="module")
+def installed(deb: Path) -> Path:
+    env = system_env() | {"DEBIAN_FRONTEND": "noninteractive"}
+    result = run(["apt-get", "install", "-y", "-q", "--reinstall", "--no-install-recommends",
+                  "-o", "DPkg::Lock::Timeout=240",
+                  f"./{deb.relative_to(REPO)}"], cwd=REPO, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    version = run(["dpkg-query", "-W", "-f=${Version} ${db:Status-Status}", "nvmemd"]).stdout
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert version == f"{meta['project']['version']} installed"
+    return deb
+
+
+@pytest.mark.integration
+def test_lintian_clean(deb: Path) -> None:
+    """No error and no warning; the remaining overrides each carry a comment."""
+    report = deb.with_suffix(".lintian").read_text()
+    tags = [line for line in report.splitlines() if re.match(r"^[EW]: ", line)]
+    assert tags == [], "\n".join(tags)
+    overrides = (REPO / "debian" / "nvmemd.lintian-overrides").read_text().splitlines()
+    for i, line in enumerate(overrides):
+        if line and not line.startswith("#"):
+            assert i > 0 and overrides[i - 1].startswith("#"), f"override without comment: {line}"
+
+
+@pytest.mark.integration
+def test_package_metadata(deb: Path) -> None:
+    fields = run(["dpkg-deb", "-f", str(deb), "Architecture", "Depends"]).stdout
+    assert "Architecture: all" in fields
+    for dep in ("python3-pyudev", "python3-dbus-fast", "python3-systemd", "python3-libfdt",
+                "dbus-system-bus | dbus"):
+        assert dep in fields, dep
+    conffiles = run(["dpkg-deb", "--info", str(deb), "conffiles"]).stdout.split()
+    assert conffiles == ["/etc/nvmemd/nvmemd.toml"]
+
+
+@pytest.mark.integration
+def test_installed_files(installed: Path) -> None:
+    listed = set(run(["dpkg-query", "-L", "nvmemd"]).stdout.splitlines())
+    for path in INSTALLED_FILES:
+        assert path in listed, f"{path} not in the package"
+        assert Path(path).exists(), path
+    conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", "nvmemd"]).stdout
+    assert "/etc/nvmemd/nvmemd.toml" in conffiles
+    # The daemon is enabled by the postinst (deb-systemd-helper); the template never is.
+    wants = Path("/etc/systemd/system/multi-user.target.wants/nvmemd.service")
+    assert wants.is_symlink() and os.readlink(wants) == "/lib/systemd/system/nvmemd.service"
+    assert not list(Path("/etc/systemd/system").rglob("nvmemd-wait@*"))
+
+
+@pytest.mark.integration
+def test_installed_scripts_use_debian_python(installed: Path) -> None:
+    for script in ("/usr/bin/nvmemd", "/usr/bin/nvmemd-query"):
+        assert Path(script).read_text().splitlines()[0] == "#! /usr/bin/python3" or \
+            Path(script).read_text().splitlines()[0] == "#!/usr/bin/python3", script
+    version = run(["/usr/bin/nvmemd-query", "--version"], env=system_env())
+    assert version.returncode == 0, version.stderr
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert meta["project"]["version"] in version.stdout
+
+
+@pytest.mark.integration
+def test_installed_daemon_imports_with_debian_packages(installed: Path) -> None:
+    result = run(["/usr/bin/nvmemd", "--help"], env=system_env(), timeout=60)
+    if "No module named 'nvmemd.daemon'" in result.stderr:
+        pytest.skip("the daemon has not landed yet")
+    assert result.returncode == 0, result.stderr
+    assert "--sysroot" in result.stdout
+
+
+@pytest.mark.integration
+def test_installed_units_verify(installed: Path) -> None:
+    """systemd-analyze verify on the installed units, man: links included."""
+    units = ["/lib/systemd/system/nvmemd.service", "/lib/systemd/system/nvmemd-wait@.service"]
+    result = run(["systemd-analyze", "verify", *units], env=system_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def _sysroots(tmp: Path) -> Iterator[tuple[str, Path]]:
+    for archive in sorted(REALKERNEL.glob("*/sysroot.tar.gz")):
+        dest = tmp / archive.parent.name
+        dest.mkdir()
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="tar")
+        yield f"realkernel/{archive.parent.name}", dest
+    from nvmemd.mksysroot import build_sysroot
+
+    demo = tmp / "demo-board"
+    build_sysroot(DEMO / "board.dts", tomllib.loads((DEMO / "board.toml").read_text()), demo)
+    yield "demo-board", demo
+
+
+@pytest.mark.integration
+def test_installed_cli_matches_venv(installed: Path, tmp_path: Path) -> None:
+    """/usr/bin/nvmemd-query (Debian python and deps) == .venv/bin/nvmemd-query, byte for byte."""
+    sysroots = list(_sysroots(tmp_path))
+    assert any(name.startswith("realkernel/") for name, _ in sysroots), "no committed recording"
+    for name, sysroot in sysroots:
+        for args in (["cells", "--json"], ["providers", "--json"]):
+            cmd = ["--sysroot", str(sysroot), "--direct", *args]
+            deb_out = subprocess.run(["/usr/bin/nvmemd-query", *cmd], capture_output=True,
+                                     env=system_env(), timeout=60)
+            venv_out = subprocess.run([str(VENV_QUERY), *cmd], capture_output=True,
+                                      env=system_env(), timeout=60)
+            assert venv_out.returncode == 0, (name, args, venv_out.stderr)
+            assert (deb_out.returncode, deb_out.stdout, deb_out.stderr) == (
+                venv_out.returncode, venv_out.stdout, venv_out.stderr), (name, args)
+            assert deb_out.stdout.startswith(b"["), (name, deb_out.stdout[:200])
