@@ -21,7 +21,6 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .sysroot import Sysroot
 
@@ -120,20 +119,44 @@ class DeviceTree:
     def __init__(self, sysroot: Sysroot) -> None:
         self.sysroot = sysroot
         self.base = next((b for b in DT_BASES if sysroot.exists(b)), DT_BASES[0])
+        # DT path → (resolved in-sysroot path, links followed): every node is
+        # resolved once per tree, from its parent's result (a scan reads a
+        # dozen properties per cell node).
+        self._resolved: dict[str, tuple[str, int]] = {}
 
     def node(self, path: str) -> DtNode:
         return DtNode(self, path if path.startswith("/") else "/" + path)
 
     def node_exists(self, path: str) -> bool:
-        return self._host(path).is_dir()
+        return os.path.isdir(self._host(path))
 
-    def _host(self, path: str) -> Path:
-        return self.sysroot.resolved_host_path(self.base + ("" if path == "/" else path))
+    def _resolve(self, path: str) -> tuple[str, int]:
+        cache = self._resolved
+        names: list[str] = []
+        p = path or "/"
+        while p not in cache:
+            if p == "/":
+                cache["/"] = self.sysroot.resolve_from("/", self.base, 0, self.base)
+                break
+            p, _, name = p.rpartition("/")
+            p = p or "/"
+            names.append(name)
+        hit = cache[p]
+        while names:
+            name = names.pop()
+            p = p.rstrip("/") + "/" + name
+            hit = self.sysroot.resolve_from(hit[0], name, hit[1], self.base + p)
+            cache[p] = hit
+        return hit
+
+    def _host(self, path: str) -> str:
+        """The host path of DT node *path*, links resolved inside the sysroot."""
+        return self.sysroot.host_str(self._resolve(path)[0])
 
     def read_property(self, path: str, name: str) -> bytes | None:
         host = self._host(path)
         try:
-            with open(os.path.join(host, name), "rb") as f:
+            with open(host + "/" + name, "rb") as f:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None

@@ -48,13 +48,28 @@ class Sysroot:
         Components that do not exist are kept as they are (like
         ``realpath -m``): callers open the result and get ``FileNotFoundError``.
         """
+        return self._walk([], path, 0, path)[0]
+
+    def resolve_from(self, resolved: str, relative: str, hops: int = 0,
+                     display: str | None = None) -> tuple[str, int]:
+        """``resolve(resolved + "/" + relative)`` for a *resolved* that came from here.
+
+        A resolved path holds no links, so only *relative* is walked; *hops* is
+        the number of links its resolution followed (returned for the next call),
+        so that :data:`MAX_SYMLINKS` still counts over the whole path.  *display*
+        names the path in errors (default: the joined path).
+        """
+        start = [p for p in resolved.split("/") if p]
+        where = display if display is not None else resolved.rstrip("/") + "/" + relative
+        return self._walk(start, relative, hops, where)
+
+    def _walk(self, resolved: list[str], path: str, hops: int, display: str
+              ) -> tuple[str, int]:
         # Plain strings and os.readlink(): this runs for every sysfs access.
         root = str(self.root).rstrip("/")
         pending = path.split("/")
         pending.reverse()
-        resolved: list[str] = []
-        host = root
-        hops = 0
+        host = root + "/" + "/".join(resolved) if resolved else root
         while pending:
             part = pending.pop()
             if part in ("", "."):
@@ -73,14 +88,18 @@ class Sysroot:
                 continue
             hops += 1
             if hops > MAX_SYMLINKS:
-                raise SysrootError(f"too many levels of symbolic links resolving {path}")
+                raise SysrootError(f"too many levels of symbolic links resolving {display}")
             if target.startswith("/"):
                 resolved = []
                 host = root
             parts = target.split("/")
             parts.reverse()
             pending.extend(parts)
-        return "/" + "/".join(resolved)
+        return "/" + "/".join(resolved), hops
+
+    def host_str(self, path: str) -> str:
+        """:meth:`host_path` as a string (no Path object on hot paths)."""
+        return str(self.root).rstrip("/") + "/" + path.lstrip("/")
 
     def resolved_host_path(self, path: str) -> Path:
         """The host path of *path* after resolving its links inside the sysroot."""
