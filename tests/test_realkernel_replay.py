@@ -50,6 +50,19 @@ def _cli() -> list[str]:
     return [sys.executable, "-m", "nvmemd.cli"]
 
 
+@pytest.fixture(scope="module")
+def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """case -> its sysroot, unpacked once per module (read-only use)."""
+    done: dict[str, Path] = {}
+
+    def get(case: Path) -> Path:
+        if case.name not in done:
+            done[case.name] = _unpack(case, tmp_path_factory.mktemp(case.name) / "sysroot")
+        return done[case.name]
+
+    return get
+
+
 def _unpack(case: Path, dest: Path) -> Path:
     with tarfile.open(case / "sysroot.tar.gz") as tf:
         if hasattr(tarfile, "tar_filter"):
@@ -92,10 +105,10 @@ def test_fixtures_present() -> None:
 
 
 @pytest.mark.parametrize("case", _params("cells"))
-def test_replay_cells(case: Path, tmp_path: Path) -> None:
+def test_replay_cells(case: Path, unpacked: Any) -> None:
     pytest.importorskip("nvmemd.cli", reason="nvmemd.cli (the nvmemd-query CLI) is not there yet")
     kernel = json.loads((case / "kernel-cells.json").read_text())
-    sysroot = _unpack(case, tmp_path / "sysroot")
+    sysroot = unpacked(case)
     ours = _query(sysroot, "cells")
 
     invisible = {p["provider"] for p in kernel["providers"] if p.get("kernel_invisible")}
@@ -137,9 +150,9 @@ def test_replay_cells(case: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", _params("providers"))
-def test_replay_providers(case: Path, tmp_path: Path) -> None:
+def test_replay_providers(case: Path, unpacked: Any) -> None:
     pytest.importorskip("nvmemd.cli", reason="nvmemd.cli (the nvmemd-query CLI) is not there yet")
     kernel = json.loads((case / "kernel-cells.json").read_text())
-    sysroot = _unpack(case, tmp_path / "sysroot")
+    sysroot = unpacked(case)
     ours = _query(sysroot, "providers")
     assert sorted(p["name"] for p in ours) == sorted(p["provider"] for p in kernel["providers"])
