@@ -154,6 +154,45 @@ def test_config_man_page_and_example_match_the_loader(tmp_path: Path) -> None:
         "auto", (), ())
 
 
+def _api_members() -> dict[str, set[str]]:
+    """Interface name → method and property names, from the dbus-fast service classes."""
+    from nvmemd import dbus_service
+
+    members: dict[str, set[str]] = {}
+    for cls in vars(dbus_service).values():
+        if not (isinstance(cls, type) and cls.__module__ == dbus_service.__name__):
+            continue
+        names = set()
+        for value in vars(cls).values():
+            method = getattr(value, "__dict__", {}).get("__DBUS_METHOD")
+            if method is not None:
+                names.add(method.name)
+            elif type(value).__name__ == "_Property":
+                names.add(value.name)
+        if names:
+            members[cls.__name__] = names
+    return members
+
+
+def test_readme_documents_the_dbus_api() -> None:
+    """The README's D-Bus table names every method and property the daemon exports."""
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## D-Bus API"):readme.index("## Boot integration")]
+    members = _api_members()
+    assert {"ManagerInterface", "ProviderInterface", "CellInterface"} <= set(members)
+    for cls, names in members.items():
+        for name in sorted(names):
+            assert re.search(rf"`{name}[`(]", table), f"README D-Bus table lacks {cls}.{name}"
+
+
+def test_readme_keeps_the_setup_commands_first() -> None:
+    readme = (REPO / "README.md").read_text()
+    first_block = readme[readme.index("```sh"):].split("```")[1]
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["sh", "make demo", "make test"]
+    assert readme.index("## Set-up") < readme.index("## What nvmemd is")
+
+
 @pytest.mark.skipif(shutil.which("scdoc") is None, reason="scdoc not installed")
 @pytest.mark.parametrize("source", sorted(MAN.glob("*.scd")), ids=lambda p: p.name)
 def test_man_page_renders(source: Path) -> None:

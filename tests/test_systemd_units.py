@@ -241,6 +241,15 @@ def test_security_exposure(unit: Path) -> None:
 
 
 @needs_systemd_analyze
+def test_documented_exposure_is_the_measured_one() -> None:
+    measured = f"{exposure(DAEMON_UNIT):.1f}"
+    readme = (REPO / "README.md").read_text()
+    assert f"`systemd-analyze security --offline=yes nvmemd.service` rates it {measured}" in readme
+    man = " ".join((REPO / "man" / "nvmemd.8.scd").read_text().split())
+    assert f"*systemd-analyze security* exposure {measured})" in man
+
+
+@needs_systemd_analyze
 def test_security_threshold_is_meaningful(tmp_path: Path) -> None:
     """The same unit without its sandbox scores far worse: the parser sees our settings."""
     bare = tmp_path / "bare.service"
