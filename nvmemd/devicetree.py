@@ -162,12 +162,18 @@ class DeviceTree:
             return None
 
     def child_names(self, path: str) -> list[str]:
-        host = self._host(path)
+        resolved, hops = self._resolve(path)
+        host = self.sysroot.host_str(resolved)
         try:
             with os.scandir(host) as it:
                 live = [e.name for e in it if e.is_dir(follow_symlinks=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []
+        # A real directory is no link: its resolution is known without a readlink().
+        prefix = path.rstrip("/") + "/"
+        cache = self._resolved
+        for name in live:
+            cache.setdefault(prefix + name, (resolved + "/" + name, hops))
         order = self._fdt_order().get(path)
         if order is None:
             return sorted(live, key=_unit_address_key)
