@@ -16,7 +16,6 @@ the sysroot and picks ``all`` for kernels older than 6.7, ``opt-in`` otherwise.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -79,6 +78,8 @@ def load_config(sysroot: Sysroot, path: str | None = None) -> Config:
 
         host = Path(path)
         shown = path
+    import tomllib  # only with a configuration file: 3 ms of start-up otherwise
+
     try:
         data = tomllib.loads(host.read_text(encoding="utf-8"))
     except OSError as e:
