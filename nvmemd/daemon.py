@@ -63,14 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _clear_tree_caches() -> None:
-    # DeviceTree memoizes with functools.cache on methods, which keeps every
-    # instance alive in a module-level cache; a long-running daemon that makes
-    # a tree per rescan must drop them.
-    for cached in (DeviceTree._labels, DeviceTree._phandles, DeviceTree._fdt_order):
-        cached.cache_clear()
-
-
 class Daemon:
     """All the daemon's state (hostnamed's ``Context``)."""
 
@@ -154,7 +146,6 @@ class Daemon:
 
     def _swap(self, registry: Registry) -> None:
         self.registry = registry
-        _clear_tree_caches()
         if self.service is not None:
             self.service.sync()
         notify("STATUS=" + self.status())
@@ -222,7 +213,6 @@ class Daemon:
 
         watcher = self.start_udev() if self.want_udev() else None
         self.registry = await asyncio.to_thread(scan, self.sysroot, self.config)
-        _clear_tree_caches()
         self.service = Service(self.bus, self)
         self.service.start()
         try:

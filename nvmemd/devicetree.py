@@ -174,7 +174,7 @@ class DeviceTree:
         cache = self._resolved
         for name in live:
             cache.setdefault(prefix + name, (resolved + "/" + name, hops))
-        order = self._fdt_order().get(path)
+        order = self._fdt_order.get(path)
         if order is None:
             return sorted(live, key=_unit_address_key)
         live_set = set(live)
@@ -202,9 +202,11 @@ class DeviceTree:
 
     def labels_of(self, path: str) -> list[str]:
         """Every ``__symbols__`` label that names *path*."""
-        return self._labels().get(path, [])
+        return self._labels.get(path, [])
 
-    @functools.cache  # noqa: B019 - one DeviceTree per scan, freed with it
+    # The three indexes below are built on first use and live as long as the
+    # tree (one per scan): cached_property keeps them on the instance.
+    @functools.cached_property
     def _labels(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         host = self._host("/__symbols__")
@@ -219,10 +221,10 @@ class DeviceTree:
         return out
 
     def by_phandle(self, phandle: int) -> DtNode | None:
-        path = self._phandles().get(phandle)
+        path = self._phandles.get(phandle)
         return DtNode(self, path) if path else None
 
-    @functools.cache  # noqa: B019
+    @functools.cached_property
     def _phandles(self) -> dict[int, str]:
         out: dict[int, str] = {}
         for node in self.walk(self.node("/")):
@@ -236,7 +238,7 @@ class DeviceTree:
         for child in start.children():
             yield from self.walk(child)
 
-    @functools.cache  # noqa: B019
+    @functools.cached_property
     def _fdt_order(self) -> dict[str, list[str]]:
         """Child order per node path from the boot blob, or {} when unreadable."""
         try:
