@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import load_config
+from .devicetree import DeviceTree
 from .errors import NvmemError
 from .records import (
     CellRecord,
+    add_extensions,
     broken_record,
     cell_record,
     cell_record_with_value,
@@ -53,7 +55,26 @@ class DirectBackend:
 
     def get(self, spec: str, provider: str | None) -> tuple[CellRecord, bytes]:
         entry, cell = self.registry.resolve_cell(spec, provider)
-        return cell_record(entry, cell), self.registry.read_cell(entry, cell)
+        record = cell_record(entry, cell)
+        value = self.registry.read_cell(entry, cell)
+        add_extensions(record, self.registry, entry, cell, value)
+        return record, value
+
+    def get_consumer(self, name: str, consumer: str | None = None, netdev: str | None = None
+                     ) -> tuple[CellRecord, bytes]:
+        """What the DT consumer (or network interface) gets for its cell *name*."""
+        from .consumers import lookup, netdev_of_node
+
+        registry = self.registry
+        if netdev is not None:
+            tree = registry.tree or DeviceTree(registry.sysroot)
+            consumer = netdev_of_node(registry.sysroot, tree, netdev)
+        entry, cell, ref = lookup(registry, consumer or "/", name)
+        record = cell_record(entry, cell)
+        value = registry.read_cell(entry, cell, cell_id=name, index=ref.index)
+        add_extensions(record, registry, entry, cell, value)
+        record["consumer"] = ref.record()
+        return record, value
 
     def dump(self, provider: str, offset: int, length: int | None) -> bytes:
         entry = self.registry.provider(provider)

@@ -26,6 +26,7 @@ from .errors import (
     SysrootError,
 )
 from .formats import FORMATS, format_value
+from .macaddr import MAC_MODES
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1  # also: `verify` found differences
@@ -96,11 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("provider", nargs="?", help="only this provider")
 
     p = sub.add_parser("get", parents=[common], help="read one cell")
-    p.add_argument("spec", help="name, PROVIDER:NAME, NAME@OFFSET,BIT, DT path or DT label")
-    p.add_argument("--provider", metavar="P", help="look only at provider P")
+    p.add_argument("spec", help="name, PROVIDER:NAME, NAME@OFFSET,BIT, DT path or DT label; "
+                                "with --consumer/--netdev: the consumer's name for the cell")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--provider", metavar="P", help="look only at provider P")
+    where.add_argument("--consumer", metavar="NODE",
+                       help="read as the DT consumer NODE (path or label) does: its "
+                            "nvmem-cell-names entry SPEC, with its index argument")
+    where.add_argument("--netdev", metavar="IF",
+                       help="like --consumer, for the DT node of network interface IF")
     p.add_argument("--format", "-f", choices=FORMATS, default="hex")
     p.add_argument("--endian", choices=("little", "big"), default="little",
                    help="byte order of the u8..u64 formats")
+    p.add_argument("--index", type=_int, default=0, metavar="N",
+                   help="with --format mac: address N of the range the cell's MAC starts")
+    p.add_argument("--mac-mode", choices=MAC_MODES, default="48",
+                   help="how --index adds: 48 = the kernel's eth_addr_add() (carries into "
+                        "the OUI), 24 = OpenWrt's macaddr_add (NIC part only)")
 
     p = sub.add_parser("dump", parents=[common], help="hexdump a provider's raw bytes")
     p.add_argument("provider")
@@ -301,7 +314,12 @@ def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
         return EXIT_OK
 
     if args.command == "get":
-        record, value = backend.get(args.spec, args.provider)
+        record, value = _get(backend, args)
+        if args.format == "mac":
+            value = _mac_value(record, value, args)
+        elif args.index or args.mac_mode != "48":
+            raise InvalidArgumentError("--index and --mac-mode derive a MAC address: "
+                                       "use --format mac")
         formatted = format_value(value, args.format, args.endian)
         if args.json:
             record = dict(record, value=value.hex())
@@ -339,6 +357,36 @@ def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
         return EXIT_FAILURE if report["differences"] else EXIT_OK
 
     raise InvalidArgumentError(f"unknown command {args.command}")
+
+
+def _get(backend: Any, args: argparse.Namespace) -> tuple[dict[str, Any], bytes]:
+    if args.consumer is None and args.netdev is None:
+        record, value = backend.get(args.spec, args.provider)
+        return dict(record), value
+    if args.index:
+        raise InvalidArgumentError("--index conflicts with --consumer/--netdev: the "
+                                   "consumer's nvmem-cells argument is the index")
+    if not hasattr(backend, "get_consumer"):
+        raise InvalidArgumentError("this back end cannot resolve DT consumers; use --direct")
+    record, value = backend.get_consumer(args.spec, consumer=args.consumer, netdev=args.netdev)
+    return dict(record), value
+
+
+def _mac_value(record: dict[str, Any], value: bytes, args: argparse.Namespace) -> bytes:
+    """The MAC a ``--format mac`` read prints: mac-base decoded, then ``--index`` added."""
+    from .macaddr import decode_mac_base, derive
+
+    if record.get("mac_base"):
+        # nvmemd extension (OpenWrt's mac-base decoding; mainline returns the raw cell)
+        index = int(record.get("consumer", {}).get("index", 0))
+        value = decode_mac_base(value, index)
+    num_macs = record.get("num_macs")
+    if args.index and num_macs is not None and args.index >= int(num_macs):
+        raise InvalidArgumentError(f"--index {args.index}: the ONIE EEPROM allots {num_macs} "
+                                   "address(es) (num-macs)")
+    if args.index:
+        value = derive(value, args.index, args.mac_mode)
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,15 +21,22 @@
 from __future__ import annotations
 
 import string
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from .errors import InvalidArgumentError, LayoutError
+
+if TYPE_CHECKING:
+    from .cells import CellInfo
+    from .devicetree import DeviceTree
 
 ETH_ALEN: Final = 6
 #: include/linux/if_ether.h: MAC_ADDR_STR_LEN
 MAC_ADDR_STR_LEN: Final = 3 * ETH_ALEN - 1
 _HEX: Final = frozenset(string.hexdigits.encode())
 _MASK48: Final = (1 << 48) - 1
+
+#: Documentation/devicetree/bindings/nvmem/layouts/fixed-cell.yaml
+MAC_BASE_COMPATIBLE: Final = "mac-base"
 
 MacMode = Literal["48", "24"]
 MAC_MODES: Final = ("48", "24")
@@ -120,3 +127,15 @@ def decode_mac_base(value: bytes, index: int = 0) -> bytes:
             f"mac-base: a cell of {len(value)} bytes is neither 6 raw bytes, 12 hex digits "
             "nor 17 characters")
     return eth_addr_add(mac, index) if index else mac
+
+
+def is_mac_base(tree: DeviceTree | None, cell: CellInfo) -> bool:
+    """A fixed-layout cell whose node is ``compatible = "mac-base"``.
+
+    OpenWrt decodes these only inside a ``fixed-layout`` container (its patch
+    tests ``of_device_is_compatible(np, "fixed-layout")``), so legacy children
+    never qualify.
+    """
+    if tree is None or cell.of_node is None or cell.source != "fixed-layout":
+        return False
+    return tree.node(cell.of_node).is_compatible(MAC_BASE_COMPATIBLE)

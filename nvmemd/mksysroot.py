@@ -26,6 +26,11 @@ The board description (TOML)::
     [provider.image]                         # contents; unset bytes are `fill`
     fill = 0xff
     data = [ { offset = 0x10, hex = "0011" }, { offset = 0x20, text = "SN1" } ]
+
+    [[netdev]]                               # a network interface (sys/class/net/<name>)
+    name = "eth0"
+    device = "platform/soc/30be0000.ethernet"  # its parent device below sys/devices
+    of_node = "/soc/ethernet@30be0000"       # of_node link of the parent and the netdev
 """
 
 from __future__ import annotations
@@ -167,6 +172,29 @@ def add_provider(root: Path, p: dict[str, Any], image_dir: Path | None = None) -
     return dev
 
 
+def add_netdev(root: Path, n: dict[str, Any]) -> Path:
+    """``sys/devices/<device>/net/<name>``, linked from ``sys/class/net/<name>``.
+
+    The parent device and the interface both get an ``of_node`` link, and the
+    interface a ``device`` link to its parent, as an Ethernet driver leaves them.
+    """
+    parent = root / "sys" / "devices" / n["device"].strip("/")
+    dev: Path = parent / "net" / n["name"]
+    dev.mkdir(parents=True, exist_ok=True)
+    _write(dev / "uevent", f"INTERFACE={n['name']}\n")
+    _write(dev / "address", f"{n.get('address', '00:00:00:00:00:00')}\n")
+    _rel_link(dev / "device", parent)
+    if n.get("of_node"):
+        target = root / DT_BASE / n["of_node"].lstrip("/")
+        _rel_link(parent / "of_node", target)
+        _rel_link(dev / "of_node", target)
+    net_class = root / "sys" / "class" / "net"
+    net_class.mkdir(parents=True, exist_ok=True)
+    _rel_link(dev / "subsystem", net_class)
+    _rel_link(net_class / n["name"], dev)
+    return dev
+
+
 def build_sysroot(dts: Path, board: dict[str, Any], out: Path,
                   osrelease: str | None = "6.12.117+deb12-arm64") -> Path:
     """Build a sysroot at *out* (created) from *dts* and the parsed *board*."""
@@ -181,6 +209,8 @@ def build_sysroot(dts: Path, board: dict[str, Any], out: Path,
     (out / "sys/bus/nvmem/devices").mkdir(parents=True, exist_ok=True)
     for p in board.get("provider", []):
         add_provider(out, p, dts.parent)
+    for n in board.get("netdev", []):
+        add_netdev(out, n)
     if "config" in board:
         _write(out / "etc/nvmemd/nvmemd.toml", board["config"])
     return out

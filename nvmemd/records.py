@@ -9,7 +9,10 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from .cells import CellInfo
+from .consumers import consumers_of
 from .errors import NvmemError
+from .layouts import onie_tlv
+from .macaddr import decode_mac_base, format_mac, is_mac_base
 from .registry import BrokenProvider, ProviderEntry, Registry
 
 
@@ -26,6 +29,12 @@ class CellRecord(TypedDict, total=False):
     value: str | None
     error: str
     consumers: list[dict[str, Any]]
+    # nvmemd extensions; `value` always stays what the kernel's cells/ file returns
+    mac_base: bool  # compatible = "mac-base" (decoded only by OpenWrt's kernel)
+    decoded: str | int  # mac-base: the MAC; ONIE num-macs: the count
+    decoded_error: str
+    num_macs: int  # ONIE mac-address: how many addresses the EEPROM allots
+    consumer: dict[str, Any]  # get --consumer/--netdev: the reference that was followed
 
 
 def printable(text: str) -> str:
@@ -50,12 +59,37 @@ def cell_record(entry: ProviderEntry, cell: CellInfo) -> CellRecord:
 def cell_record_with_value(registry: Registry, entry: ProviderEntry, cell: CellInfo
                            ) -> CellRecord:
     rec = cell_record(entry, cell)
+    value: bytes | None = None
     try:
-        rec["value"] = registry.read_cell(entry, cell).hex()
+        value = registry.read_cell(entry, cell)
+        rec["value"] = value.hex()
     except NvmemError as e:
         rec["value"] = None
         rec["error"] = printable(str(e))
+    add_extensions(rec, registry, entry, cell, value)
+    consumers = consumers_of(registry.tree, cell)
+    if consumers:  # only cells that DT nodes reference carry the key
+        rec["consumers"] = consumers
     return rec
+
+
+def add_extensions(rec: CellRecord, registry: Registry, entry: ProviderEntry, cell: CellInfo,
+                   value: bytes | None) -> None:
+    """What nvmemd adds beyond the kernel: mac-base decoding, the ONIE MAC range."""
+    if is_mac_base(registry.tree, cell):
+        rec["mac_base"] = True
+        if value is not None:
+            try:
+                rec["decoded"] = format_mac(decode_mac_base(value))
+            except NvmemError as e:
+                rec["decoded_error"] = str(e)
+    if cell.source == onie_tlv.SOURCE:
+        if cell.name == "num-macs" and value is not None:
+            rec["decoded"] = int.from_bytes(value, "big")
+        elif cell.name == "mac-address":
+            count = onie_tlv.num_macs(registry, entry)
+            if count is not None:
+                rec["num_macs"] = count
 
 
 def provider_record(entry: ProviderEntry) -> dict[str, Any]:

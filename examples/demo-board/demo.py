@@ -34,6 +34,12 @@ def main() -> int:
     show("--direct", "get", "&wifi_mac", "--format", "mac")
     show("--direct", "get", "hw-revision", "--format", "u8")
     show("--direct", "dump", "mtd1", "--length", "32")
+    # DT consumers (issue 4): what the Ethernet drivers get, by DT path and by interface
+    show("--direct", "get", "--netdev", "eth0", "mac-address", "--format", "mac")
+    show("--direct", "get", "--consumer", "/soc@0/ethernet@30bf0000", "mac-address",
+         "--format", "mac")
+    show("--direct", "get", "u-boot-env0:ethaddr", "--format", "mac", "--index", "2")
+    show("--direct", "get", "base-mac", "--format", "mac", "--index", "1")
     return 0
 
 

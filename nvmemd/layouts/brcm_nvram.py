@@ -93,7 +93,7 @@ def add_cells(ctx: LayoutContext, data: bytes, length: int
         eq = buf.find(b"=", var, nul)
         if eq < 0:
             break
-        name = buf[var:eq].decode("utf-8", "backslashreplace")
+        name = buf[var:eq].decode("utf-8", "surrogateescape")
         value = eq + 1
         value_end = buf.index(0, value)
         node = child_path(ctx.node, name)

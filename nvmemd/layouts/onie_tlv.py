@@ -8,14 +8,17 @@ result carries the CRC status (``valid``/``invalid``/``absent``).
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from ..cells import PostProcess, entry_from_info
 from ..crc import crc32
 from ..devicetree import DtNode
-from ..errors import DeviceTreeError, LayoutError
+from ..errors import DeviceTreeError, LayoutError, NvmemError
 from ..macaddr import eth_addr_add
 from . import LayoutContext, LayoutDriver, LayoutResult, Validity
+
+if TYPE_CHECKING:
+    from ..registry import ProviderEntry, Registry
 
 SOURCE: Final = "onie-tlv"
 
@@ -158,3 +161,14 @@ def add_cells(ctx: LayoutContext, data: bytes, data_len: int) -> LayoutResult:
 
 
 DRIVER: Final = LayoutDriver("onie-tlv-layout", SOURCE, ("onie,tlv-layout",), parse)
+
+
+def num_macs(registry: Registry, entry: ProviderEntry) -> int | None:
+    """The ``num-macs`` TLV (big-endian u16) of *entry*: how many MACs start at its base."""
+    cell = next((c for c in entry.cells if c.source == SOURCE and c.name == "num-macs"), None)
+    if cell is None:
+        return None
+    try:
+        return int.from_bytes(registry.read_cell(entry, cell), "big")
+    except NvmemError:
+        return None

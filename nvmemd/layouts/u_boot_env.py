@@ -120,7 +120,7 @@ def parse_cells(ctx: LayoutContext, buf: bytes, data_offset: int) -> LayoutResul
         eq = buf.find(b"=", var, nul)
         if eq < 0:
             break
-        name = buf[var:eq].decode("utf-8", "backslashreplace")
+        name = buf[var:eq].decode("utf-8", "surrogateescape")
         value = eq + 1
         value_end = buf.index(0, value)
         cell = _cell(ctx, name, value, value_end - value, buf[value:value_end])
