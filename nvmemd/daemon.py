@@ -45,6 +45,8 @@ log = logging.getLogger("nvmemd")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 #: Queue token: rescan everything (SIGHUP, Reload()).
 RELOAD: Final = ""
+#: Queue item: (provider name or RELOAD, the provider was removed).
+Job = tuple[str, bool]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +76,7 @@ class Daemon:
         self.access = AccessPolicy(())
         self.bus: NvmemBus | None = None
         self.service: Service | None = None
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.stop = asyncio.Event()
         self.exit_code = 0
         self._reload_waiters: list[asyncio.Future[None]] = []
@@ -118,9 +120,9 @@ class Daemon:
 
     # --- rescans (worker thread → loop) ----------------------------------------
 
-    def _rescan_one(self, name: str) -> tuple[str, object | None]:
+    def _rescan_one(self, name: str, removed: bool) -> tuple[str, object | None]:
         """Runs in a thread: the new entry of *name*, or None when it is gone."""
-        if not self.sysroot.exists(f"{NVMEM_BUS}/{name}"):
+        if removed or not self.sysroot.exists(f"{NVMEM_BUS}/{name}"):
             return name, None
         tree = DeviceTree(self.sysroot)
         return name, scan_provider(self.sysroot, tree, name, self.config)
@@ -161,7 +163,7 @@ class Daemon:
 
     async def worker(self) -> None:
         while True:
-            name = await self.queue.get()
+            name, removed = await self.queue.get()
             try:
                 if name == RELOAD:
                     notify("RELOADING=1")
@@ -172,7 +174,7 @@ class Daemon:
                         if not w.done():
                             w.set_result(None)
                 else:
-                    _, result = await asyncio.to_thread(self._rescan_one, name)
+                    _, result = await asyncio.to_thread(self._rescan_one, name, removed)
                     self._apply_one(name, result)
             except Exception:
                 log.exception("rescan of %s failed", name or "all providers")
@@ -181,15 +183,19 @@ class Daemon:
         """Reload the configuration and rescan; returns when done (Manager.Reload)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reload_waiters.append(fut)
-        self.queue.put_nowait(RELOAD)
+        self.queue.put_nowait((RELOAD, False))
         await fut
 
     def on_udev(self, event: object) -> None:
         from .udev import ProviderEvent
 
         assert isinstance(event, ProviderEvent)
-        log.debug("udev %s %s: rescanning %s", event.action, event.subsystem, event.provider)
-        self.queue.put_nowait(event.provider)
+        # The kernel sends "remove" before the sysfs directory is gone
+        # (device_del()); drop the provider instead of looking at sysfs.
+        removed = event.action == "remove" and event.subsystem == "nvmem"
+        log.debug("udev %s %s: %s %s", event.action, event.subsystem,
+                  "dropping" if removed else "rescanning", event.provider)
+        self.queue.put_nowait((event.provider, removed))
 
     async def watchdog(self, interval: float) -> None:
         while True:
@@ -235,7 +241,7 @@ class Daemon:
             tasks.append(asyncio.create_task(self.watchdog(interval)))
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self.queue.put_nowait, RELOAD)
+        loop.add_signal_handler(signal.SIGHUP, self.queue.put_nowait, (RELOAD, False))
 
         notify("READY=1\nSTATUS=" + self.status())
         log.info("ready: %s", self.status())

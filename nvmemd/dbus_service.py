@@ -53,7 +53,13 @@ from .dbus_defs import (
     error_name_for,
 )
 from .dbus_paths import ROOT_PATH, cell_path, provider_path
-from .errors import AccessDeniedError, InvalidArgumentError, NvmemError
+from .errors import (
+    AccessDeniedError,
+    InvalidArgumentError,
+    NotFoundError,
+    NvmemError,
+    ProviderGoneError,
+)
 from .records import cell_record_with_value, provider_record
 from .registry import ProviderEntry, Registry
 
@@ -282,6 +288,13 @@ class Service:
     def entry(self, name: str) -> ProviderEntry:
         return self.state.registry.provider(name)
 
+    def live_entry(self, name: str) -> ProviderEntry:
+        """The entry behind an exported object; it may have gone since the call came in."""
+        try:
+            return self.state.registry.provider(name)
+        except NotFoundError:
+            raise ProviderGoneError(f"{name}: provider is gone") from None
+
     def counts(self) -> tuple[int, int]:
         reg = self.state.registry
         return len(reg.entries), sum(len(e.cells) for e in reg.entries.values())
@@ -409,7 +422,7 @@ class ProviderInterface(ServiceInterface):
     async def read(self, offset: "t", length: "u") -> "ay":
         if length > MAX_READ:
             raise InvalidArgumentError(f"length {length} exceeds the limit of {MAX_READ} bytes")
-        entry = self._service.entry(self.entry.name)
+        entry = self._service.live_entry(self.entry.name)
         await self._service.check_read(entry)
         return await asyncio.to_thread(self._service.state.registry.read_provider,
                                        entry, offset, length)
@@ -461,14 +474,14 @@ class CellInterface(ServiceInterface):
     @method(name="Read")
     @_guarded
     async def read(self) -> "ay":
-        entry = self._service.entry(self.provider)
+        entry = self._service.live_entry(self.provider)
         return await self._service.read_cell(entry, self.cell)
 
     @method(name="ReadRecord")
     @_guarded
     async def read_record(self) -> "s":
         """The record of ``nvmemd-query cells --json`` (JSON): value, or why it is unreadable."""
-        entry = self._service.entry(self.provider)
+        entry = self._service.live_entry(self.provider)
         as_seen = await self._service.registry_for_caller([entry])
         record = await asyncio.to_thread(cell_record_with_value, as_seen, entry, self.cell)
         return json.dumps(record, ensure_ascii=False)
