@@ -75,6 +75,7 @@ deb: .stamp-apt
 # Installs its own tools (qemu, dtc, aarch64 gcc) and downloads the kernel packages into
 # build/realkernel/. Slow (about 10 s per case after a ~1 min first set-up); not part of
 # `make test`. `make record-fixtures CASES="rmem-bits mtd-partitions"` records a subset.
+# Needs only the system python3 (no venv): tools/realkernel/prepare.sh installs the rest.
 .PHONY: record-fixtures
-record-fixtures: setup
+record-fixtures:
 	$(PYTHON) tools/realkernel/record.py $(CASES)
