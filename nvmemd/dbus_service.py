@@ -353,6 +353,21 @@ class ManagerInterface(ServiceInterface):
         entry, cell = self._service.state.registry.resolve_cell(spec)
         return await self._service.read_cell(entry, cell)
 
+    @method(name="ReadConsumerCell")
+    @_guarded
+    async def read_consumer_cell(self, consumer: "s", name: "s") -> "ay":
+        """What DT node *consumer* (path or label) reads as its cell *name*.
+
+        ``of_nvmem_cell_get()`` (nvmemd.consumers): the consumer's id and index
+        argument reach the post-processing, as in the kernel.
+        """
+        from .consumers import lookup
+
+        registry = self._service.state.registry
+        entry, cell, ref = await asyncio.to_thread(lookup, registry, consumer, name)
+        await self._service.check_read(entry)
+        return await asyncio.to_thread(registry.read_cell, entry, cell, name, ref.index)
+
     @method(name="Reload")
     @_guarded
     async def reload(self) -> None:
@@ -470,6 +485,17 @@ class CellInterface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ, name="OfNode")
     def of_node(self) -> "s":
         return self.cell.of_node or ""
+
+    @dbus_property(access=PropertyAccess.READ, name="Consumers")
+    def consumers(self) -> "a(ssu)":
+        """DT nodes referencing this cell: (node, its nvmem-cell-names entry, index)."""
+        from .consumers import consumer_index
+
+        tree = self._service.state.registry.tree
+        if tree is None or self.cell.of_node is None:
+            return []
+        return [[r.node, r.name or "", r.index]
+                for r in consumer_index(tree).get(self.cell.of_node, [])]
 
     @method(name="Read")
     @_guarded

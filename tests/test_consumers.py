@@ -206,3 +206,38 @@ def test_demo_board_netdevs(demo_board_sysroot: Path) -> None:
     # the EQOS takes address 1 of the U-Boot environment's ethaddr (u-boot-env0)
     assert get(demo_board_sysroot, "--netdev", "eth1", "mac-address", "--format", "mac") == (
         "02:00:5e:10:00:11")
+
+
+# --- on D-Bus (the daemon serving the demo board) ------------------------------------
+
+
+@pytest.mark.integration
+def test_dbus_read_consumer_cell_and_consumers_property(
+        start_daemon: Any, demo_board_sysroot: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from .dbus_fixtures import ROOT, managed_objects
+
+    sysroot = tmp_path / "sysroot"
+    shutil.copytree(demo_board_sysroot, sysroot, symlinks=True)
+    daemon = start_daemon(["--sysroot", str(sysroot)])
+    manager = "org.nvmemd.Nvmem1.Manager"
+    (value,) = daemon.call(ROOT, manager, "ReadConsumerCell", "ss",
+                           "/soc@0/ethernet@30be0000", "mac-address")
+    assert bytes(value).hex() == "000f12345678"
+    (value,) = daemon.call(ROOT, manager, "ReadConsumerCell", "ss",
+                           "/soc@0/ethernet@30bf0000", "mac-address")
+    assert bytes(value).hex() == "02005e100011"  # u-boot-env0 ethaddr, index 1
+    objects = managed_objects(daemon)
+    cells = {props["SysfsName"] + "@" + objects[props["Provider"]][
+        "org.nvmemd.Nvmem1.Provider"]["Name"]: props
+        for ifaces in objects.values() for name, props in ifaces.items()
+        if name == "org.nvmemd.Nvmem1.Cell"}
+    assert cells["mac-address@90,0@imx-ocotp0"]["Consumers"] == [
+        ["/soc@0/ethernet@30be0000", "mac-address", 0]]
+    assert cells["ethaddr@27,0@u-boot-env0"]["Consumers"] == [
+        ["/soc@0/ethernet@30bf0000", "mac-address", 1]]
+    assert cells["serial-number@0,0@board-eeprom1"]["Consumers"] == []
+    err, message = daemon.call_error(ROOT, manager, "ReadConsumerCell", "ss",
+                                     "/soc@0/ethernet@30be0000", "nope")
+    assert err.endswith("NotFound") and "nope" in message
