@@ -1,0 +1,157 @@
+"""Who may read root-only providers through nvmemd: root, [access] groups, polkit.
+
+Clients run as ``nobody`` (``setpriv --reuid=nobody --regid=nogroup
+--clear-groups``); polkit is python-dbusmock's ``polkitd`` template on the
+private bus.  Metadata stays visible to everyone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import StartDaemon
+from .dbus_fixtures import (
+    AS_NOBODY,
+    NAME,
+    REPO,
+    ROOT,
+    SYS_PYTHON,
+    TIMEOUT,
+    Daemon,
+    PrivateBus,
+    managed_objects,
+)
+
+pytestmark = pytest.mark.integration
+
+CELL = "org.nvmemd.Nvmem1.Cell"
+MANAGER = "org.nvmemd.Nvmem1.Manager"
+PROVIDER = "org.nvmemd.Nvmem1.Provider"
+DENIED = "org.nvmemd.Nvmem1.Error.AccessDenied"
+OCOTP_MAC = ROOT + "/providers/imx_2docotp0/cells/mac_2daddress_4090_2c0"  # 0644
+SERIAL = ROOT + "/providers/board_2deeprom1/cells/serial_2dnumber_400_2c0"  # 0400
+MTD1 = ROOT + "/providers/mtd1"  # 0400
+GROUP = "audio"  # exists on every Debian system
+
+
+@pytest.fixture(autouse=True)
+def _root_and_setpriv() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to nobody")
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) not installed")
+
+
+@pytest.fixture
+def sysroot(demo_board_sysroot: Path) -> Path:
+    return demo_board_sysroot
+
+
+def _config(tmp_path: Path, groups: list[str]) -> Path:
+    path = tmp_path / "nvmemd.toml"
+    path.write_text(f"[access]\ngroups = {json.dumps(groups)}\n")
+    return path
+
+
+@pytest.fixture
+def daemon(start_daemon: StartDaemon, sysroot: Path, tmp_path: Path) -> Daemon:
+    return start_daemon(["--sysroot", str(sysroot), "--config", str(_config(tmp_path, [GROUP]))])
+
+
+def nobody_query(bus: PrivateBus, *args: str, groups: str | None = None
+                 ) -> subprocess.CompletedProcess[bytes]:
+    """nvmemd-query as nobody, with Debian's python3 (python3-dbus-fast 1.84)."""
+    prefix = list(AS_NOBODY)
+    if groups:
+        prefix[prefix.index("--clear-groups")] = f"--groups={groups}"
+    return subprocess.run([*prefix, SYS_PYTHON, "-m", "nvmemd.cli", "--address", bus.address,
+                           *args], capture_output=True, timeout=TIMEOUT * 3, cwd="/",
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+
+
+def test_nobody_reads_world_readable_but_not_root_only(daemon: Daemon) -> None:
+    (value,) = daemon.call(OCOTP_MAC, CELL, "Read", nobody=True)
+    assert bytes(value) == bytes.fromhex("000f12345678")
+    for call in [(SERIAL, CELL, "Read", ""),
+                 (ROOT, MANAGER, "ReadCellByName", "s", "board-eeprom1:serial-number"),
+                 (MTD1, PROVIDER, "Read", "tu", "0", "16")]:
+        name, message = daemon.call_error(*call, nobody=True)
+        assert name == DENIED, message
+        assert "root-only" in message
+    # root may
+    (value,) = daemon.call(SERIAL, CELL, "Read")
+    assert bytes(value).startswith(b"NVD-2026")
+
+
+def test_metadata_is_visible_to_everyone(daemon: Daemon) -> None:
+    assert managed_objects(daemon, nobody=True) == managed_objects(daemon)
+    r = daemon.busctl("get-property", NAME, SERIAL, CELL, "Bytes", nobody=True)
+    assert r.stdout.split() == ["u", "16"]
+
+
+def test_cli_as_nobody(daemon: Daemon) -> None:
+    r = nobody_query(daemon.bus, "cells", "--json")
+    assert r.returncode == 0, r.stderr
+    cells = {(c["provider"], c["name"]): c for c in json.loads(r.stdout)}
+    assert cells[("imx-ocotp0", "mac-address")]["value"] == "000f12345678"
+    serial = cells[("board-eeprom1", "serial-number")]
+    assert serial["value"] is None
+    assert serial["error"] == "board-eeprom1: permission denied (root-only provider)"
+    r = nobody_query(daemon.bus, "get", "board-eeprom1:serial-number")
+    assert r.returncode == 4, r.stderr
+    assert b"permission denied" in r.stderr
+    assert nobody_query(daemon.bus, "dump", "mtd1", "--length", "4").returncode == 4
+
+
+def test_member_of_an_access_group_may_read(daemon: Daemon) -> None:
+    r = nobody_query(daemon.bus, "get", "board-eeprom1:serial-number", "--format", "string",
+                     groups=GROUP)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"NVD-2026-000042\n"
+
+
+@pytest.fixture
+def polkit(private_bus: PrivateBus) -> Iterator[PrivateBus]:
+    probe = subprocess.run([SYS_PYTHON, "-c", "import dbusmock"], capture_output=True)
+    if probe.returncode:
+        pytest.skip("python3-dbusmock is not installed")
+    mock = subprocess.Popen([SYS_PYTHON, "-m", "dbusmock", "--system", "--template", "polkitd"],
+                            env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": private_bus.address},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        private_bus.wait_owner("org.freedesktop.PolicyKit1", proc=mock)
+        yield private_bus
+    finally:
+        mock.terminate()
+        mock.wait(timeout=TIMEOUT)
+        private_bus.wait_owner("org.freedesktop.PolicyKit1", present=False)
+
+
+def _set_allowed(bus: PrivateBus, actions: list[str]) -> None:
+    r = subprocess.run(["gdbus", "call", "--address", bus.address, "--dest",
+                        "org.freedesktop.PolicyKit1", "--object-path",
+                        "/org/freedesktop/PolicyKit1/Authority", "--method",
+                        "org.freedesktop.DBus.Mock.SetAllowed", json.dumps(actions)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+
+
+def test_polkit_allows_and_denies(polkit: PrivateBus, start_daemon: StartDaemon, sysroot: Path,
+                                  tmp_path: Path) -> None:
+    daemon = start_daemon(["--sysroot", str(sysroot), "--config", str(_config(tmp_path, []))])
+    _set_allowed(polkit, [])
+    name, _ = daemon.call_error(SERIAL, CELL, "Read", nobody=True)
+    assert name == DENIED
+    _set_allowed(polkit, ["org.nvmemd.Nvmem1.read-protected"])
+    (value,) = daemon.call(SERIAL, CELL, "Read", nobody=True)
+    assert bytes(value).startswith(b"NVD-2026")
+    _set_allowed(polkit, ["org.example.other-action"])
+    name, _ = daemon.call_error(MTD1, PROVIDER, "Read", "tu", "0", "4", nobody=True)
+    assert name == DENIED
