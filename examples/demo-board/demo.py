@@ -40,6 +40,86 @@ def main() -> int:
          "--format", "mac")
     show("--direct", "get", "u-boot-env0:ethaddr", "--format", "mac", "--index", "2")
     show("--direct", "get", "base-mac", "--format", "mac", "--index", "1")
+    return on_dbus()
+
+
+SESSION_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+NVMEMD_NAME = "org.nvmemd.Nvmem1"
+
+
+def _run(title: str, cmd: list[str]) -> None:
+    print(f"\n$ {title}", flush=True)
+    subprocess.run(cmd, check=True, timeout=30)
+
+
+def on_dbus() -> int:
+    """The daemon on a private bus, seen through nvmemd-query and busctl (issue 3)."""
+    import tempfile
+    import time
+
+    if not (shutil.which("dbus-daemon") and shutil.which("busctl")):
+        print("\n(dbus-daemon or busctl missing: skipping the D-Bus part)")
+        return 0
+    print("\n--- the same board through nvmemd on a private D-Bus bus ---", flush=True)
+    with tempfile.TemporaryDirectory(prefix="nvmemd-demo-") as tmp:
+        conf = Path(tmp) / "bus.conf"
+        conf.write_text(SESSION_CONF.format(socket=Path(tmp) / "bus"))
+        bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork",
+                                "--print-address=1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+        daemon = None
+        try:
+            assert bus.stdout is not None
+            address = bus.stdout.readline().strip()
+            daemon = subprocess.Popen([sys.executable, "-m", "nvmemd.daemon", "--address",
+                                       address, "--sysroot", str(SYSROOT)])
+            busctl = ["busctl", f"--address={address}"]
+            deadline = time.monotonic() + 20
+            while subprocess.run([*busctl, "status", NVMEMD_NAME], capture_output=True
+                                 ).returncode:
+                if time.monotonic() > deadline or daemon.poll() is not None:
+                    print("nvmemd did not come up", file=sys.stderr)
+                    return 1
+                time.sleep(0.1)
+            print(f"nvmemd is on the bus at {address}")
+            short = address.split(",")[0]
+            _run(f"nvmemd-query --address {short} cells",
+                 [sys.executable, "-m", "nvmemd.cli", "--address", address, "cells"])
+            _run(f"nvmemd-query --address {short} get &wifi_mac --format mac",
+                 [sys.executable, "-m", "nvmemd.cli", "--address", address, "get", "&wifi_mac",
+                  "--format", "mac"])
+            _run(f"busctl --address={short} tree {NVMEMD_NAME}",
+                 [*busctl, "tree", NVMEMD_NAME])
+            cell = "/org/nvmemd/Nvmem1/providers/imx_2docotp0/cells/mac_2daddress_4090_2c0"
+            _run(f"busctl --address={short} introspect {NVMEMD_NAME} {cell}",
+                 [*busctl, "introspect", NVMEMD_NAME, cell])
+            _run(f"busctl --address={short} call {NVMEMD_NAME} {cell} "
+                 "org.nvmemd.Nvmem1.Cell Read",
+                 [*busctl, "call", NVMEMD_NAME, cell, "org.nvmemd.Nvmem1.Cell", "Read"])
+            _run(f"busctl --address={short} call {NVMEMD_NAME} /org/nvmemd/Nvmem1 "
+                 "org.nvmemd.Nvmem1.Manager ReadCellByName s board-eeprom1:serial-number",
+                 [*busctl, "call", NVMEMD_NAME, "/org/nvmemd/Nvmem1",
+                  "org.nvmemd.Nvmem1.Manager", "ReadCellByName", "s",
+                  "board-eeprom1:serial-number"])
+        finally:
+            if daemon is not None:
+                daemon.terminate()
+                daemon.wait(timeout=20)
+            bus.terminate()
+            bus.wait(timeout=20)
+        print(f"\nnvmemd stopped (exit status {daemon.returncode if daemon else '-'}), "
+              "bus stopped")
     return 0
 
 
