@@ -10,6 +10,7 @@ provider.  The order of steps mirrors ``nvmem_register()``: legacy cells
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 from collections import Counter
@@ -25,6 +26,7 @@ from .errors import (
     InvalidArgumentError,
     NotFoundError,
     NvmemError,
+    ProviderGoneError,
     ProviderIOError,
     SysrootError,
 )
@@ -38,7 +40,7 @@ from .layouts import (
     matched_compatible,
 )
 from .layouts.u_boot_env import select_redundant_copies
-from .providers import Provider, list_provider_names, read_provider
+from .providers import NVMEM_BUS, Provider, list_provider_names, read_provider
 from .reader import read_range
 from .sysroot import Sysroot
 
@@ -70,6 +72,7 @@ class BrokenProvider:
 
     name: str
     error: str
+    gone: bool = False  # it vanished while being scanned: reads say ProviderGone
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,10 @@ class Registry:
             return self.entries[name]
         except KeyError:
             if name in self.broken:
-                raise ProviderIOError(self.broken[name].error) from None
+                broken = self.broken[name]
+                if broken.gone:
+                    raise ProviderGoneError(broken.error) from None
+                raise ProviderIOError(broken.error) from None
             raise NotFoundError(f"no nvmem provider named '{name}'") from None
 
     def find_cells(self, spec: str, provider: str | None = None
@@ -274,12 +280,25 @@ def _bounded_read(sysroot: Sysroot, provider: Provider, rules: CellRules, offset
     return read_range(sysroot, provider.name, provider.nvmem_path, offset, length, rules.access)
 
 
+def _vanished(sysroot: Sysroot, name: str) -> bool:
+    """The bus entry of *name* leads nowhere any more (not: it loops, it is malformed)."""
+    try:
+        return not sysroot.resolved_host_path(f"{NVMEM_BUS}/{name}").exists()
+    except SysrootError:
+        return False
+
+
 def scan_provider(sysroot: Sysroot, tree: DeviceTree, name: str, config: Config
                   ) -> ProviderEntry | BrokenProvider:
     """Describe one provider; never raises for a bad provider, tree or image."""
     try:
         provider = read_provider(sysroot, tree, name)
     except (OSError, SysrootError) as e:
+        if isinstance(e, OSError) and e.errno == errno.ENOENT and _vanished(sysroot, name):
+            # Listed, then removed before we got to it (the kernel drops the bus link
+            # and the device directory on removal): the same answer as a read gets.
+            log.info("%s: removed while being scanned", name)
+            return BrokenProvider(name, f"{name}: provider is gone", gone=True)
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         log.warning("%s: skipped: %s", name, reason)
         return BrokenProvider(name, f"{name}: {reason}")
