@@ -178,7 +178,9 @@ def root_owner(bus: str) -> Iterator[Owner]:
     owner.close()
 
 
-def gdbus_call(address: str, interface_method: str, *, as_nobody: bool) -> subprocess.CompletedProcess[str]:
+def gdbus_call(
+    address: str, interface_method: str, *, as_nobody: bool
+) -> subprocess.CompletedProcess[str]:
     prefix = AS_NOBODY if as_nobody else []
     return subprocess.run(
         [*prefix, "gdbus", "call", "--address", address, "--dest", NAME,
@@ -203,7 +205,7 @@ def test_every_rule_names_our_destination_or_name() -> None:
 
 
 def test_policy_allows_exactly_the_api_interfaces() -> None:
-    """The interfaces nvmemd exports (nvmemd/dbus_defs.py) are the ones allowed, plus the standard ones."""
+    """The interfaces nvmemd exports (nvmemd/dbus_defs.py) are allowed, plus the standard ones."""
     from nvmemd import dbus_defs
 
     assert dbus_defs.BUS_NAME == NAME
@@ -226,7 +228,8 @@ def test_polkit_action_matches_the_daemon() -> None:
 def test_nobody_cannot_own_the_name(bus: str) -> None:
     owner = Owner(bus, as_nobody=True)
     try:
-        assert owner.status.startswith("ERROR org.freedesktop.DBus.Error.AccessDenied"), owner.status
+        denied = "ERROR org.freedesktop.DBus.Error.AccessDenied"
+        assert owner.status.startswith(denied), owner.status
         assert "not allowed to own the service" in owner.status
     finally:
         owner.close()

@@ -39,7 +39,8 @@ MAX_EXPOSURE = 2.0
 VENV_BIN = Path(sys.executable).parent
 
 needs_systemd_analyze = pytest.mark.skipif(
-    shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed (package systemd)"
+    shutil.which("systemd-analyze") is None,
+    reason="systemd-analyze not installed (package systemd)",
 )
 
 
@@ -184,9 +185,13 @@ def test_polkit_action_defaults() -> None:
 
 
 @pytest.mark.skipif(shutil.which("xmllint") is None, reason="xmllint not installed (libxml2-utils)")
-@pytest.mark.parametrize("path", [POLKIT, REPO / "data" / "org.nvmemd.Nvmem1.conf"], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [POLKIT, REPO / "data" / "org.nvmemd.Nvmem1.conf"], ids=lambda p: p.name
+)
 def test_xml_well_formed(path: Path) -> None:
-    result = subprocess.run(["xmllint", "--noout", "--nonet", str(path)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["xmllint", "--noout", "--nonet", str(path)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -388,7 +393,8 @@ def test_sandbox_is_enforced(sandbox: list[str]) -> None:
         "import mmap, os, socket\n"
         "try:\n    mmap.mmap(-1, 4096, prot=7); print('wx')\nexcept OSError: print('no-wx')\n"
         "try:\n    socket.socket(socket.AF_INET); print('inet')\nexcept OSError: print('no-inet')\n"
-        "socket.socket(socket.AF_UNIX).close(); socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 15).close()\n"
+        "socket.socket(socket.AF_UNIX).close()\n"
+        "socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 15).close()\n"
         "try:\n    os.chown('/', 0, 0); print('chown')\nexcept OSError: print('no-chown')\n"
     )
     result = subprocess.run([*sandbox, "/usr/bin/python3", "-c", probe], capture_output=True,
@@ -430,7 +436,8 @@ def test_wait_template_exec_start_finds_demo_cell(demo_sysroot: Path) -> None:
 def test_wait_template_exec_start_times_out_with_status_7(demo_sysroot: Path) -> None:
     if not _cli_has_option("wait"):
         pytest.fail("nvmemd-query has no `wait` command (contract: wait SPEC [--timeout S])")
-    argv = _local_binaries(expand_exec(_exec_start(WAIT_UNIT), run_escape("board-eeprom1:no-such-cell")))
+    instance = run_escape("board-eeprom1:no-such-cell")
+    argv = _local_binaries(expand_exec(_exec_start(WAIT_UNIT), instance))
     argv[argv.index("--timeout") + 1] = "1"  # the unit's 90 s, shortened
     result = subprocess.run(argv, env=unit_env(demo_sysroot), capture_output=True, text=True,
                             timeout=60)
@@ -455,25 +462,7 @@ def _mac_consumers(sysroot: Path) -> list[tuple[str, str]]:
     return found
 
 
-def _netdev_support_landed() -> bool:
-    """`get --netdev` in the CLI and network interfaces on the demo board (another issue)."""
-    import tomllib
-
-    from nvmemd.cli import build_parser
-
-    get = build_parser()._subparsers._group_actions[0].choices["get"]  # type: ignore[union-attr]
-    has_option = any("--netdev" in a.option_strings for a in get._actions)
-    board = tomllib.loads((REPO / "examples" / "demo-board" / "board.toml").read_text())
-    return has_option and bool(board.get("netdev"))
-
-
 @needs_systemd_analyze
-@pytest.mark.xfail(
-    condition=not _netdev_support_landed(),
-    strict=True,
-    reason="`nvmemd-query get --netdev IFACE NAME` and demo-board interfaces with a "
-    "mac-address consumer cell are another engineer's work that has not landed yet",
-)
 def test_set_mac_example_exec_start_sets_demo_mac(demo_sysroot: Path, tmp_path: Path) -> None:
     """The example's exact ExecStart= line, with `ip` replaced by a recorder on PATH.
 
@@ -567,7 +556,8 @@ def test_daemon_in_its_sandbox_notifies_and_serves(
         )
         try:
             notify.wait_for("READY=1")
-            assert any(m.startswith("STATUS=Publishing") for m in "\n".join(notify.messages).split("\n"))
+            lines = "\n".join(notify.messages).split("\n")
+            assert any(m.startswith("STATUS=Publishing") for m in lines)
             notify.wait_for("WATCHDOG=1")
             notify.wait_for("WATCHDOG=1")  # keeps pinging at WatchdogSec/2
             objects = managed_objects(daemon)
