@@ -6,6 +6,10 @@ mix of ``Cell.Read`` on the given cell paths, ``Properties.GetAll`` and
 ``{"ok": n, "failed": n, "errors": {name: count}, "values": {path: hex}}``.
 A failed call is any error reply or a value that differs from the first one
 read for that path.
+
+``python -m tests.robustness.dbus_load --loop ADDRESS PATH...`` reads the
+cells round-robin until its standard input closes, then prints
+``{"ok": n, "errors": {name: count}, "values": {path: [hex, ...]}}``.
 """
 
 from __future__ import annotations
@@ -63,7 +67,38 @@ async def run(address: str, n: int, paths: list[str], in_flight: int = 4) -> dic
     return {"ok": ok, "failed": failed, "errors": errors, "values": values}
 
 
+async def loop(address: str, paths: list[str]) -> dict[str, Any]:
+    """Cell.Read round-robin over *paths* until standard input closes."""
+    bus = await MessageBus(bus_address=address).connect()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_reader(sys.stdin.fileno(), stop.set)
+    ok = 0
+    errors: dict[str, int] = {}
+    values: dict[str, list[str]] = {}
+    i = 0
+    while not stop.is_set():
+        path = paths[i % len(paths)]
+        i += 1
+        reply = await bus.call(Message(destination=NAME, path=path, interface=CELL,
+                                       member="Read"))
+        if reply is None or reply.message_type != MessageType.METHOD_RETURN:
+            key = str(reply.error_name) if reply is not None else "no reply"
+            errors[key] = errors.get(key, 0) + 1
+            continue
+        ok += 1
+        value = bytes(reply.body[0]).hex()
+        seen = values.setdefault(path, [])
+        if value not in seen:
+            seen.append(value)
+    bus.disconnect()
+    return {"ok": ok, "errors": errors, "values": values}
+
+
 def main() -> int:
+    if sys.argv[1] == "--loop":
+        address, *paths = sys.argv[2:]
+        print(json.dumps(asyncio.run(loop(address, paths))), flush=True)
+        return 0
     address, n, *paths = sys.argv[1:]
     print(json.dumps(asyncio.run(run(address, int(n), paths))), flush=True)
     return 0
