@@ -221,6 +221,7 @@ def select_redundant_copies(entries: dict[str, ProviderEntry], tree: DeviceTree
     the decision in their validity detail.  The cells of both stay listed.
     """
     groups: dict[tuple[str, str], list[tuple[ProviderEntry, Validity]]] = {}
+    entries = {name: _unrelated(entry) for name, entry in entries.items()}
     for entry in entries.values():
         val = next((v for v in entry.validity if v.layout == SOURCE and v.flag is not None),
                    None)
@@ -267,11 +268,29 @@ def select_redundant_copies(entries: dict[str, ProviderEntry], tree: DeviceTree
                         f"{'valid' if me.valid else 'invalid'}) is not")
                 standby = other.provider
             validity = tuple(
-                dataclasses.replace(v, detail=text if not v.detail else f"{v.detail}; {text}")
+                dataclasses.replace(v, detail=text if not v.detail else f"{v.detail}{_SEP}{text}")
                 if v is val else v for v in entry.validity)
             out[entry.name] = dataclasses.replace(entry, notes=(*entry.notes, text),
                                                   validity=validity, standby_of=standby)
     return out
+
+
+_NOTE: Final = "redundant U-Boot environment"
+_SEP: Final = "; "
+
+
+def _unrelated(entry: ProviderEntry) -> ProviderEntry:
+    """*entry* without an earlier selection (the daemon re-relates after each change)."""
+    if entry.standby_of is None and not any(n.startswith(_NOTE) for n in entry.notes):
+        return entry
+    validity = []
+    for v in entry.validity:
+        detail = v.detail
+        if detail is not None and _NOTE in detail:
+            detail = detail[: detail.index(_NOTE)].removesuffix(_SEP) or None
+        validity.append(dataclasses.replace(v, detail=detail))
+    return dataclasses.replace(entry, standby_of=None, validity=tuple(validity),
+                               notes=tuple(n for n in entry.notes if not n.startswith(_NOTE)))
 
 
 def _basename(entry: ProviderEntry) -> str:

@@ -257,3 +257,24 @@ def test_fuzz(body: bytes, compatible: str, fix_crc: bool) -> None:
         assert cell.offset + cell.raw_len <= len(image)
         with contextlib.suppress(LayoutError):
             decode_cell(cell, image[cell.offset : cell.offset + cell.raw_len], cell.name, 1)
+
+
+def test_selection_is_idempotent(tmp_path: Path) -> None:
+    """The daemon re-relates the entries after every hotplug change."""
+    from nvmemd.config import load_config
+    from nvmemd.layouts.u_boot_env import select_redundant_copies
+    from nvmemd.registry import scan
+    from nvmemd.sysroot import Sysroot
+
+    root = env_sysroot(tmp_path, redundant(b"old", 4), redundant(b"new", 5))
+    sysroot = Sysroot(root)
+    registry = scan(sysroot, load_config(sysroot, None))
+    assert registry.tree is not None
+    again = select_redundant_copies(dict(registry.entries), registry.tree)
+    assert again == registry.entries
+    assert again["mtd1"].standby_of == "mtd2" and again["mtd2"].standby_of is None
+    # the partner goes away: the remaining copy loses the selection
+    alone = select_redundant_copies({"mtd1": registry.entries["mtd1"]}, registry.tree)
+    assert alone["mtd1"].standby_of is None
+    assert not [n for n in alone["mtd1"].notes if "redundant" in n]
+    assert alone["mtd1"].validity[0].detail is None
