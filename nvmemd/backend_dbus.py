@@ -182,14 +182,14 @@ class DBusBackend:
     def dump(self, provider: str, offset: int, length: int | None) -> bytes:
         (path,) = self._manager("GetProvider", "s", [provider])
         (size,) = self._call(path, PROPERTIES_IFACE, "Get", "ss", [PROVIDER_IFACE, "Size"])
+        if offset > size:  # the same message as DirectBackend.dump
+            raise InvalidArgumentError(f"offset {offset:#x} is past the end of {provider} "
+                                       f"({size} bytes)")
         end = size if length is None else min(offset + length, size)
         chunks: list[bytes] = []
         pos = offset
         while pos < end or (pos == offset and not chunks):
             n = min(DUMP_CHUNK, end - pos)
-            if n < 0:
-                # what Registry.read_provider says for the same request in direct mode
-                raise InvalidArgumentError("offset and length must not be negative")
             (data,) = self._call(path, PROVIDER_IFACE, "Read", "tu", [pos, n])
             chunks.append(bytes(data))
             pos += n

@@ -8,7 +8,7 @@ from typing import Any
 
 from .config import load_config
 from .devicetree import DeviceTree
-from .errors import NvmemError
+from .errors import InvalidArgumentError, NvmemError
 from .records import (
     CellRecord,
     add_extensions,
@@ -78,6 +78,9 @@ class DirectBackend:
 
     def dump(self, provider: str, offset: int, length: int | None) -> bytes:
         entry = self.registry.provider(provider)
+        if offset > entry.provider.size:
+            raise InvalidArgumentError(f"offset {offset:#x} is past the end of {provider} "
+                                       f"({entry.provider.size} bytes)")
         end = entry.provider.size if length is None else min(offset + length, entry.provider.size)
         chunks: list[bytes] = []
         pos = offset

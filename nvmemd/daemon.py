@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import logging
 import signal
 import sys
@@ -28,7 +27,6 @@ from typing import Final
 
 from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
 
-from . import registry as registry_module
 from .access import AccessPolicy
 from .config import Config, load_config
 from .dbus_defs import BUS_NAME
@@ -37,7 +35,7 @@ from .devicetree import DeviceTree
 from .errors import NvmemError
 from .notify import notify, setup_logging, watchdog_interval
 from .providers import NVMEM_BUS
-from .registry import BrokenProvider, Registry, scan, scan_provider
+from .registry import BrokenProvider, ProviderEntry, Registry, scan, scan_provider
 from .sysroot import Sysroot
 
 log = logging.getLogger("nvmemd")
@@ -120,31 +118,16 @@ class Daemon:
 
     # --- rescans (worker thread → loop) ----------------------------------------
 
-    def _rescan_one(self, name: str, removed: bool) -> tuple[str, object | None]:
+    def _rescan_one(self, name: str, removed: bool
+                    ) -> tuple[str, ProviderEntry | BrokenProvider | None]:
         """Runs in a thread: the new entry of *name*, or None when it is gone."""
         if removed or not self.sysroot.exists(f"{NVMEM_BUS}/{name}"):
             return name, None
         tree = DeviceTree(self.sysroot)
         return name, scan_provider(self.sysroot, tree, name, self.config)
 
-    def _apply_one(self, name: str, result: object | None) -> None:
-        entries = dict(self.registry.entries)
-        broken = dict(self.registry.broken)
-        entries.pop(name, None)
-        broken.pop(name, None)
-        if isinstance(result, BrokenProvider):
-            broken[name] = result
-        elif result is not None:
-            entries[name] = result  # type: ignore[assignment]
-        tree = DeviceTree(self.sysroot)
-        entries = dict(sorted(entries.items()))
-        # scan() relates providers to each other after describing them one by
-        # one (redundant U-Boot environments); do the same for one new entry.
-        relate = getattr(registry_module, "select_redundant_copies", None)
-        if relate is not None:
-            entries = relate(entries, tree)
-        self._swap(dataclasses.replace(self.registry, entries=entries,
-                                       broken=dict(sorted(broken.items())), tree=tree))
+    def _apply_one(self, name: str, result: ProviderEntry | BrokenProvider | None) -> None:
+        self._swap(self.registry.with_provider(name, result))
 
     def _swap(self, registry: Registry) -> None:
         self.registry = registry

@@ -83,6 +83,23 @@ class Registry:
     broken: dict[str, BrokenProvider] = field(default_factory=dict)
     tree: DeviceTree | None = field(default=None, compare=False)
 
+    def with_provider(self, name: str, result: ProviderEntry | BrokenProvider | None
+                      ) -> Registry:
+        """A new registry where provider *name* is *result* (None: removed).
+
+        The daemon's hot-plug path: one provider rescanned, the rest kept, and
+        the cross-provider steps of :func:`scan` run again.
+        """
+        entries = {n: e for n, e in self.entries.items() if n != name}
+        broken = {n: b for n, b in self.broken.items() if n != name}
+        if isinstance(result, BrokenProvider):
+            broken[name] = result
+        elif result is not None:
+            entries[name] = result
+        tree = DeviceTree(self.sysroot)
+        return Registry(self.sysroot, self.config, relate_providers(entries, tree),
+                        dict(sorted(broken.items())), tree)
+
     def __iter__(self) -> Iterator[ProviderEntry]:
         return iter(self.entries.values())
 
@@ -109,7 +126,12 @@ class Registry:
             head, _, rest = spec.partition(":")
             if head in self.entries or head in self.broken:
                 provider, spec = head, rest
-        scope = [self.provider(provider)] if provider is not None else list(self.entries.values())
+        if provider is None:
+            scope = list(self.entries.values())
+        elif provider in self.broken:
+            scope = []  # a broken provider has no cells (yet: `wait` keeps waiting)
+        else:
+            scope = [self.provider(provider)]
         found = [(e, c) for e in scope for c in e.cells if match_spec(self, spec, c)]
         label = spec[1:] if spec.startswith("&") else spec
         if not found and self.tree is not None and label.isidentifier():
@@ -125,6 +147,9 @@ class Registry:
             raise InvalidArgumentError("empty cell specification")
         found = self.find_cells(spec, provider)
         if not found:
+            named = provider if provider is not None else spec.partition(":")[0]
+            if named in self.broken:
+                raise ProviderIOError(self.broken[named].error)
             where = f" on provider '{provider}'" if provider else ""
             raise NotFoundError(f"no cell matches '{spec}'{where}")
         if len(found) > 1:
@@ -323,5 +348,13 @@ def scan(sysroot: Sysroot, config: Config) -> Registry:
             broken[name] = result
         else:
             entries[name] = result
-    entries = select_redundant_copies(entries, tree)
-    return Registry(sysroot, config, entries, broken, tree)
+    return Registry(sysroot, config, relate_providers(entries, tree), broken, tree)
+
+
+def relate_providers(entries: dict[str, ProviderEntry], tree: DeviceTree
+                     ) -> dict[str, ProviderEntry]:
+    """The steps that look at several providers at once, after each was described.
+
+    Today: pairing redundant U-Boot environments held in two providers.
+    """
+    return select_redundant_copies(dict(sorted(entries.items())), tree)

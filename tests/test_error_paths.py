@@ -98,6 +98,11 @@ def test_nvmem_not_a_file(sysroot: Path, kind: str) -> None:
     assert providers["rmem1"]["cells"] == 1
     proc = query(sysroot, "get", "one", check=False)
     assert proc.returncode == 3  # the broken provider has no cells
+    proc = query(sysroot, "get", "rmem0:one", check=False)
+    assert proc.returncode == 5 and b"rmem0: " in proc.stderr  # says why it has none
+    proc = query(sysroot, "dump", "rmem1", "--offset", "17", check=False)
+    assert proc.returncode == 2 and b"offset 0x11 is past the end of rmem1 (16 bytes)" in \
+        proc.stderr
     assert query(sysroot, "get", "three").stdout == b"0011\n"
 
 
