@@ -179,6 +179,12 @@ class DBusBackend:
         ((record, value),) = self._manager("ReadCellRecord", "ss", [spec, provider or ""])
         return json.loads(record), bytes(value)
 
+    def get_consumer(self, name: str, consumer: str | None = None, netdev: str | None = None
+                     ) -> tuple[CellRecord, bytes]:
+        ((record, value),) = self._manager("ReadConsumerCellRecord", "sss",
+                                           [consumer or "", netdev or "", name])
+        return json.loads(record), bytes(value)
+
     def dump(self, provider: str, offset: int, length: int | None) -> bytes:
         (path,) = self._manager("GetProvider", "s", [provider])
         (size,) = self._call(path, PROPERTIES_IFACE, "Get", "ss", [PROVIDER_IFACE, "Size"])

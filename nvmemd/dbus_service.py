@@ -53,6 +53,7 @@ from .dbus_defs import (
     error_name_for,
 )
 from .dbus_paths import ROOT_PATH, cell_path, provider_path
+from .devicetree import DeviceTree
 from .errors import (
     AccessDeniedError,
     InvalidArgumentError,
@@ -368,6 +369,36 @@ class ManagerInterface(ServiceInterface):
         await self._service.check_read(entry)
         return await asyncio.to_thread(registry.read_cell, entry, cell, name, ref.index)
 
+    @method(name="ReadConsumerCellRecord")
+    @_guarded
+    async def read_consumer_cell_record(self, consumer: "s", netdev: "s", name: "s"
+                                        ) -> "(say)":
+        """``get --consumer NODE NAME`` / ``get --netdev IF NAME``: record (JSON) and value.
+
+        Exactly one of *consumer* (DT path or label) and *netdev* (interface
+        name, resolved through ``sys/class/net/IF/of_node`` under the daemon's
+        sysroot) is non-empty.
+        """
+        if bool(consumer) == bool(netdev):
+            raise InvalidArgumentError("give exactly one of a consumer node and a netdev")
+        _check_spec(name)
+        from .consumers import lookup, netdev_of_node
+
+        registry = self._service.state.registry
+
+        def find() -> ProviderEntry:  # no read yet: access is checked first
+            node = consumer
+            if netdev:
+                node = netdev_of_node(registry.sysroot,
+                                      registry.tree or DeviceTree(registry.sysroot), netdev)
+            return lookup(registry, node, name)[0]
+
+        entry = await asyncio.to_thread(find)
+        as_seen = await self._service.registry_for_caller([entry])
+        record, value = await asyncio.to_thread(
+            DirectBackend(as_seen).get_consumer, name, consumer or None, netdev or None)
+        return [json.dumps(record, ensure_ascii=False), value]
+
     @method(name="Reload")
     @_guarded
     async def reload(self) -> None:
@@ -431,6 +462,19 @@ class ProviderInterface(ServiceInterface):
     def details(self) -> "s":
         """The provider record of ``nvmemd-query providers --json``, as JSON."""
         return json.dumps(provider_record(self.entry), ensure_ascii=False)
+
+    @dbus_property(access=PropertyAccess.READ, name="Validity")
+    def validity(self) -> "aa{sv}":
+        """Checksum status per layout: layout, status (valid/invalid/absent),
+        expected, found, detail (strings) and flag (byte), each only when known."""
+        out = []
+        for val in self.entry.validity:
+            item = {k: Variant("s", v) for k, v in dataclasses.asdict(val).items()
+                    if v is not None and k != "flag"}
+            if val.flag is not None:
+                item["flag"] = Variant("y", val.flag)
+            out.append(item)
+        return out
 
     @method(name="Read")
     @_guarded

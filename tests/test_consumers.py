@@ -241,3 +241,30 @@ def test_dbus_read_consumer_cell_and_consumers_property(
     err, message = daemon.call_error(ROOT, manager, "ReadConsumerCell", "ss",
                                      "/soc@0/ethernet@30be0000", "nope")
     assert err.endswith("NotFound") and "nope" in message
+
+
+@pytest.mark.integration
+def test_cli_consumer_and_netdev_over_dbus_match_direct(
+        start_daemon: Any, demo_board_sysroot: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from .dbus_fixtures import direct_query
+
+    sysroot = tmp_path / "sysroot"
+    shutil.copytree(demo_board_sysroot, sysroot, symlinks=True)
+    # Make eth1's provider root-only (mode 0400, as the kernel shows root_only).
+    (sysroot / "sys/bus/nvmem/devices/u-boot-env0/nvmem").resolve().chmod(0o400)
+    daemon = start_daemon(["--sysroot", str(sysroot)])
+    for args in (["--netdev", "eth0", "mac-address", "--format", "mac"],
+                 ["--netdev", "eth1", "mac-address", "--json"],
+                 ["--consumer", "/soc@0/ethernet@30be0000", "mac-address", "--json"],
+                 ["--consumer", "/soc@0/ethernet@30be0000", "nope"],
+                 ["--netdev", "eth9", "mac-address"]):
+        over_bus = daemon.query("get", *args)
+        direct = direct_query(sysroot, "get", *args)
+        assert (over_bus.returncode, over_bus.stdout, over_bus.stderr) == \
+            (direct.returncode, direct.stdout, direct.stderr), args
+    denied = daemon.query("get", "--netdev", "eth1", "mac-address", nobody=True)
+    assert denied.returncode == 4, denied.stderr
+    allowed = daemon.query("get", "--netdev", "eth0", "mac-address", nobody=True)
+    assert allowed.returncode == 0 and allowed.stdout == b"000f12345678\n"
