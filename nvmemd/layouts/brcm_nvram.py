@@ -17,6 +17,7 @@ from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
 from . import LayoutContext, LayoutDriver, LayoutResult, Validity
 from .onie_tlv import child_path
+from .variables import iter_variables
 
 SOURCE: Final = "brcm-nvram"
 
@@ -81,35 +82,26 @@ def add_cells(ctx: LayoutContext, data: bytes, length: int
     """``brcm_nvram_add_cells()``; a variable without ``=`` fails registration."""
     buf = bytearray(data[:length])
     buf[length - 1] = 0
-    strings = 0
-    var = NVRAM_HEADER_LEN
-    while var < length and buf[var]:
+    strings = 0  # the first pass sizes the cell array over every string
+    pos = NVRAM_HEADER_LEN
+    while pos < length and buf[pos]:
         strings += 1
-        var = buf.index(0, var) + 1
+        pos = buf.index(0, pos) + 1
     cells: list[CellInfo] = []
-    var = NVRAM_HEADER_LEN
-    while var < length and buf[var]:
-        nul = buf.index(0, var)
-        eq = buf.find(b"=", var, nul)
-        if eq < 0:
-            break
-        name = buf[var:eq].decode("utf-8", "surrogateescape")
-        value = eq + 1
-        value_end = buf.index(0, value)
-        node = child_path(ctx.node, name)
+    for var in iter_variables(bytes(buf), NVRAM_HEADER_LEN):
+        node = child_path(ctx.node, var.name)
         try:
-            if name in BRCM_NVRAM_MAC_VARIABLES:
-                cell = entry_from_info(name, value, ETH_ALEN, ctx.access,
-                                       raw_len=value_end - value, node=node, source=SOURCE,
+            if var.name in BRCM_NVRAM_MAC_VARIABLES:
+                cell = entry_from_info(var.name, var.offset, ETH_ALEN, ctx.access,
+                                       raw_len=var.length, node=node, source=SOURCE,
                                        post_process=ascii_mac_post_process,
                                        post_process_name="brcm-nvram-macaddr")
             else:
-                cell = entry_from_info(name, value, value_end - value, ctx.access, node=node,
+                cell = entry_from_info(var.name, var.offset, var.length, ctx.access, node=node,
                                        source=SOURCE)
         except DeviceTreeError as e:
             return [], LayoutError(f"{e}; nvmem_register() fails, the provider has no cells")
         cells.append(cell)
-        var = value_end + 1
     if len(cells) < strings:
         # The array was sized for every string; the zeroed entries left after the first
         # one without '=' have a NULL name: kstrdup_const() → -ENOMEM in nvmem_register().

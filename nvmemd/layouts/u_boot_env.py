@@ -29,6 +29,7 @@ from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
 from . import LayoutContext, LayoutDriver, LayoutResult, Validity
 from .onie_tlv import child_path
+from .variables import iter_variables
 
 if TYPE_CHECKING:
     from ..devicetree import DeviceTree
@@ -113,27 +114,16 @@ def parse(ctx: LayoutContext) -> LayoutResult:
 def parse_cells(ctx: LayoutContext, buf: bytes, data_offset: int) -> LayoutResult:
     """``u_boot_env_parse_cells()``; *buf* is the whole device, NUL-terminated."""
     result = LayoutResult()
-    end = len(buf)
-    var = data_offset
-    while var < end and buf[var]:
-        nul = buf.index(0, var)
-        eq = buf.find(b"=", var, nul)
-        if eq < 0:
-            break
-        name = buf[var:eq].decode("utf-8", "surrogateescape")
-        value = eq + 1
-        value_end = buf.index(0, value)
-        cell = _cell(ctx, name, value, value_end - value, buf[value:value_end])
+    for var in iter_variables(buf, data_offset):
+        cell = _cell(ctx, var.name, var.offset, var.length)
         if isinstance(cell, CellInfo):
             result.cells.append(cell)
         else:  # nvmem_add_one_cell() errors are ignored by the kernel
             result.errors.append(cell)
-        var = value_end + 1
     return result
 
 
-def _cell(ctx: LayoutContext, name: str, offset: int, length: int, value: bytes
-          ) -> CellInfo | LayoutError:
+def _cell(ctx: LayoutContext, name: str, offset: int, length: int) -> CellInfo | LayoutError:
     node = child_path(ctx.node, name)
     try:
         if name == ETHADDR:
