@@ -149,7 +149,7 @@ class Registry:
         if not found:
             named = provider if provider is not None else spec.partition(":")[0]
             if named in self.broken:
-                raise ProviderIOError(self.broken[named].error)
+                self.provider(named)  # raises why it has no cells (gone, I/O error)
             where = f" on provider '{provider}'" if provider else ""
             raise NotFoundError(f"no cell matches '{spec}'{where}")
         if len(found) > 1:
