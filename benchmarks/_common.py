@@ -95,6 +95,29 @@ def growth(n1: float, t1: float, n2: float, t2: float) -> float:
     return math.log(t2 / t1) / math.log(n2 / n1)
 
 
+def cpu_timed(cmd: Sequence[str], repeat: int) -> tuple[list[float], list[float]]:
+    """(wall times, CPU times user+sys) of *repeat* runs: CPU time is what load hides least."""
+    walls: list[float] = []
+    cpus: list[float] = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append(time.perf_counter() - t0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd}: exit {proc.returncode}")
+        cpus.append(usage.ru_utime + usage.ru_stime)
+    return walls, cpus
+
+
+def proc_cpu_s(pid: int) -> float:
+    """CPU time (user + sys) a running process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def timed(cmd: Sequence[str], repeat: int, env: dict[str, str] | None = None,
           check: bool = True) -> list[float]:
     """Wall times of *repeat* runs of *cmd* (stdout discarded)."""
@@ -236,6 +259,7 @@ def private_bus() -> Iterator[Bus]:
 class Daemon:
     proc: subprocess.Popen[bytes]
     ready_s: float  # Popen → READY=1
+    ready_cpu_s: float = 0.0  # CPU time the daemon had used when READY=1 arrived
 
     wrapped: bool = False
 
@@ -298,6 +322,7 @@ def start_daemon(bus: Bus, sysroot: Path, extra: Sequence[str] = (),
                 continue
             if "READY=1" in msg.split("\n"):
                 ready = time.perf_counter() - t0
+                ready_cpu = proc_cpu_s(proc.pid)
                 break
     finally:
         sock.close()
@@ -311,7 +336,7 @@ def start_daemon(bus: Bus, sysroot: Path, extra: Sequence[str] = (),
                 pass
 
         threading.Thread(target=drain, args=(proc.stderr,), daemon=True).start()
-    return Daemon(proc, ready, wrapped=bool(wrap))
+    return Daemon(proc, ready, ready_cpu, wrapped=bool(wrap))
 
 
 def report_table(rows: list[list[str]]) -> str:
