@@ -25,11 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from .dbus_fixtures import SYSTEM_CONF, private_system_conf
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "data" / "org.nvmemd.Nvmem1.conf"
-SYSTEM_CONF = Path("/usr/share/dbus-1/system.conf")
 SYS_PYTHON = "/usr/bin/python3"
 NAME = "org.nvmemd.Nvmem1"
 ROOT_PATH = "/org/nvmemd/Nvmem1"
@@ -91,25 +92,6 @@ def _have_tools() -> str | None:
     return None
 
 
-def _sub(pattern: str, repl: str, text: str) -> str:
-    """re.sub that insists on a match, so a changed system.conf fails loudly."""
-    new, n = re.subn(pattern, repl, text)
-    assert n, f"system.conf no longer contains {pattern!r}"
-    return new
-
-
-def private_system_conf(socket: Path, includedir: Path) -> str:
-    conf = SYSTEM_CONF.read_text()
-    conf = _sub(r"<user>[^<]*</user>", "", conf)
-    conf = _sub(r"<fork\s*/>", "", conf)
-    conf = _sub(r"<pidfile>[^<]*</pidfile>", "", conf)
-    conf = _sub(r"<syslog\s*/>", "", conf)
-    conf = _sub(r"<standard_system_servicedirs\s*/>", "", conf)
-    conf = _sub(r"<servicehelper>[^<]*</servicehelper>", "", conf)
-    conf = _sub(r"<listen>[^<]*</listen>", f"<listen>unix:path={socket}</listen>", conf)
-    conf = re.sub(r"<include\b[^>]*>[^<]*</include>", "", conf)
-    conf = re.sub(r"<includedir>[^<]*</includedir>", "", conf)
-    return _sub(r"</busconfig>", f"<includedir>{includedir}</includedir>\n</busconfig>", conf)
 
 
 @pytest.fixture(scope="module")
