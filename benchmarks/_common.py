@@ -27,7 +27,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 VENV = REPO / ".venv"
 PYTHON = str(VENV / "bin" / "python") if (VENV / "bin" / "python").exists() else sys.executable
-NVMEMD = str(VENV / "bin" / "nvmemd")
+NVMEMD = os.environ.get("NVMEMD_BENCH_DAEMON") or str(VENV / "bin" / "nvmemd")
 QUERY = str(VENV / "bin" / "nvmemd-query")
 
 sys.path.insert(0, str(REPO))
