@@ -12,6 +12,7 @@ Debian's linux-source-6.12 (6.12.117); see docs §2 of the kernel reference.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -208,6 +209,16 @@ ACCESS_ONLY_DRIVERS: Final[tuple[tuple[tuple[str, ...], Access], ...]] = (
       "nvidia,tegra234-efuse"), _S4W4),
 )
 
+def _lower_rows(rows: Iterable[tuple[str, ...]]) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(c.lower() for c in row) for row in rows)
+
+
+#: Each row's compatibles lower-cased once, per matching table (by identity): every
+#: provider of a scan is matched against them.
+_LOWERED: Final = {id(t): _lower_rows(r.compatibles for r in t)
+                   for t in (LEGACY_OF_CELL_DRIVERS, RTC_NVMEM_DRIVERS)}
+_ACCESS_LOWERED: Final = _lower_rows(compats for compats, _ in ACCESS_ONLY_DRIVERS)
+
 LEGACY_CELLS_MODES = ("auto", "opt-in", "all")
 LegacyCellsMode = Literal["auto", "opt-in", "all"]
 
@@ -227,16 +238,17 @@ def _match(compatibles: tuple[str, ...], table: tuple[LegacyOfCellDriver, ...]
            ) -> LegacyOfCellDriver | None:
     """``of_match_device()``: the first table row any compatible matches, case-insensitively."""
     wanted = {c.lower() for c in compatibles}
-    for row in table:
-        if any(c.lower() in wanted for c in row.compatibles):
+    lowered = _LOWERED.get(id(table)) or _lower_rows(r.compatibles for r in table)
+    for row, names in zip(table, lowered, strict=True):
+        if not names.isdisjoint(wanted):
             return row
     return None
 
 
 def _access_only(compatibles: tuple[str, ...]) -> Access:
     wanted = {c.lower() for c in compatibles}
-    for compats, access in ACCESS_ONLY_DRIVERS:
-        if any(c.lower() in wanted for c in compats):
+    for (_, access), names in zip(ACCESS_ONLY_DRIVERS, _ACCESS_LOWERED, strict=True):
+        if not names.isdisjoint(wanted):
             return access
     return BYTE_ACCESS
 
