@@ -130,8 +130,9 @@ class Sysroot:
 
     def readlink_resolved(self, path: str) -> str | None:
         """Where the link at *path* leads (fully resolved), or None if no link."""
-        host = self.root / self.resolve(os.path.dirname(path)).lstrip("/")
-        link = host / os.path.basename(path)
-        if not link.is_symlink():
+        # The directory is walked once; the link is resolved from there (same hop count).
+        parent, hops = self._walk([], os.path.dirname(path), 0, path)
+        name = os.path.basename(path)
+        if not os.path.islink(self.host_str(parent) + "/" + name):
             return None
-        return self.resolve(path)
+        return self.resolve_from(parent, name, hops, path)[0]
