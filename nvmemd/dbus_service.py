@@ -32,7 +32,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from dbus_fast import DBusError, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
@@ -65,6 +65,19 @@ from .records import cell_record_with_value, provider_record
 from .registry import ProviderEntry, Registry
 
 log = logging.getLogger(__name__)
+
+#: ``nvmem_type_str[]`` types behind external buses (I2C/SPI EEPROMs, RTC NVRAM,
+#: FRAM): a read can take milliseconds, or hang with the bus, so it goes to a
+#: worker thread and the loop keeps serving.  Other providers (fuses, OTP,
+#: reserved memory, MTD) answer a small read in microseconds: handing those to a
+#: thread costs more than the read (benchmarks/RESULTS.md, D-Bus throughput).
+THREADED_PROVIDER_TYPES: Final = frozenset({"EEPROM", "Battery backed", "FRAM"})
+#: Largest cell read inline on the loop.
+INLINE_READ_MAX: Final = 64
+
+
+def reads_inline(entry: ProviderEntry, cell: CellInfo) -> bool:
+    return cell.raw_len <= INLINE_READ_MAX and entry.provider.type not in THREADED_PROVIDER_TYPES
 
 T = TypeVar("T")
 
@@ -196,6 +209,8 @@ class Service:
 
     async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
         await self.check_read(entry)
+        if reads_inline(entry, cell):
+            return self.state.registry.read_cell(entry, cell)
         return await asyncio.to_thread(self.state.registry.read_cell, entry, cell)
 
     async def registry_for_caller(self, entries: list[ProviderEntry]) -> Registry:
