@@ -11,7 +11,6 @@ from typing import Any, TypedDict
 from .cells import CellInfo
 from .consumers import consumers_of
 from .errors import NvmemError
-from .layouts import onie_tlv
 from .macaddr import decode_mac_base, format_mac, is_mac_base
 from .registry import BrokenProvider, ProviderEntry, Registry
 
@@ -83,7 +82,9 @@ def add_extensions(rec: CellRecord, registry: Registry, entry: ProviderEntry, ce
                 rec["decoded"] = format_mac(decode_mac_base(value))
             except NvmemError as e:
                 rec["decoded_error"] = str(e)
-    if cell.source == onie_tlv.SOURCE:
+    if cell.source == "onie-tlv":
+        from .layouts import onie_tlv  # only when an ONIE table is there
+
         if cell.name == "num-macs" and value is not None:
             rec["decoded"] = int.from_bytes(value, "big")
         elif cell.name == "mac-address":

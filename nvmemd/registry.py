@@ -39,7 +39,6 @@ from .layouts import (
     match_provider_driver,
     matched_compatible,
 )
-from .layouts.u_boot_env import select_redundant_copies
 from .providers import NVMEM_BUS, Provider, list_provider_names, read_provider
 from .reader import read_range
 from .sysroot import Sysroot
@@ -357,4 +356,9 @@ def relate_providers(entries: dict[str, ProviderEntry], tree: DeviceTree
 
     Today: pairing redundant U-Boot environments held in two providers.
     """
-    return select_redundant_copies(dict(sorted(entries.items())), tree)
+    entries = dict(sorted(entries.items()))
+    if not any(v.layout == "u-boot-env" for e in entries.values() for v in e.validity):
+        return entries  # nothing to pair; spares importing the U-Boot env parser
+    from .layouts.u_boot_env import select_redundant_copies
+
+    return select_redundant_copies(entries, tree)

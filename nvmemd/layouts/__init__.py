@@ -9,15 +9,22 @@ per kernel layout file; :data:`LAYOUT_DRIVERS` is the table of them.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from ..cells import CellInfo
 from ..devicetree import DtNode
 from ..errors import NvmemError
 from ..kernel_rules import Access
 from ..providers import Provider
+
+
+def child_path(layout: DtNode, name: str) -> str | None:
+    """``of_get_child_by_name(layout, name)``: the DT node (``np``) of a layout's cell."""
+    child = layout.child_by_name(name)
+    return child.path if child is not None else None
 
 
 @dataclass(frozen=True)
@@ -56,49 +63,46 @@ LayoutParser = Callable[[LayoutContext], LayoutResult]
 
 @dataclass(frozen=True)
 class LayoutDriver:
+    """One row of an ``of_match_table``: the parser lives in ``nvmemd.layouts.<module>``
+    and is imported on first use, so a CLI call pays only for the formats it meets."""
+
     name: str  # the kernel driver's name
     source: str  # `source` of its cells in JSON and on D-Bus
     compatibles: tuple[str, ...]
-    parse: LayoutParser
+    module: str  # nvmemd.layouts.<module>.parse(ctx) -> LayoutResult
     note: str | None = None  # added to the provider's notes when the driver runs
 
-
-def _fixed_layout(ctx: LayoutContext) -> LayoutResult:
-    """drivers/nvmem/layouts/fixed-layout.c: fixed_layout_add_cells()."""
-    from ..cells import add_cells_from_dt
-
-    r = add_cells_from_dt(ctx.node, ctx.access, "fixed-layout")
-    return LayoutResult(cells=r.cells, errors=list(r.errors))
+    @property
+    def parse(self) -> LayoutParser:
+        module = importlib.import_module(f"{__name__}.{self.module}")
+        parser: LayoutParser = module.parse
+        return parser
 
 
-def _drivers() -> tuple[LayoutDriver, ...]:
-    drivers = [LayoutDriver("fixed-layout", "fixed-layout", ("fixed-layout",), _fixed_layout)]
-    drivers.extend(_dynamic_drivers())
-    return tuple(drivers)
+#: The U-Boot environment's compatibles (drivers/nvmem/layouts/u-boot-env.c and
+#: drivers/nvmem/u-boot-env.c share them; .data selects the format).
+_U_BOOT_ENV: Final = ("u-boot,env", "u-boot,env-redundant-bool",
+                      "u-boot,env-redundant-count", "brcm,env")
 
-
-def _dynamic_drivers() -> list[LayoutDriver]:
-    """ONIE TLV, sl28 VPD, U-Boot env: added by their own modules."""
-    from . import onie_tlv, sl28vpd, u_boot_env
-
-    return [onie_tlv.DRIVER, sl28vpd.DRIVER, u_boot_env.DRIVER]
-
-
-def _provider_drivers() -> tuple[LayoutDriver, ...]:
-    from . import brcm_nvram, u_boot_env
-
-    return (u_boot_env.PLATFORM_DRIVER, brcm_nvram.DRIVER)
-
-
-#: drivers/nvmem/layouts/*.c of_match tables
-LAYOUT_DRIVERS: tuple[LayoutDriver, ...] = _drivers()
-
+#: drivers/nvmem/layouts/*.c: the layout drivers' of_match tables
+LAYOUT_DRIVERS: Final[tuple[LayoutDriver, ...]] = (
+    LayoutDriver("fixed-layout", "fixed-layout", ("fixed-layout",), "fixed_layout"),
+    LayoutDriver("onie-tlv-layout", "onie-tlv", ("onie,tlv-layout",), "onie_tlv"),
+    LayoutDriver("kontron-sl28vpd-layout", "sl28-vpd", ("kontron,sl28-vpd",), "sl28vpd"),
+    LayoutDriver("u-boot-env-layout", "u-boot-env", _U_BOOT_ENV, "u_boot_env"),
+)
 
 #: Platform drivers that parse their own provider (drivers/nvmem/u-boot-env.c,
 #: drivers/nvmem/brcm_nvram.c), matched on the compatible of the provider's own
 #: of_node.  An MTD partition compatible with "u-boot,env" also has its mtdN
 #: provider (drivers/mtd/mtdcore.c: mtd_nvmem_add()), which these never match.
-PROVIDER_DRIVERS: tuple[LayoutDriver, ...] = _provider_drivers()
+PROVIDER_DRIVERS: Final[tuple[LayoutDriver, ...]] = (
+    LayoutDriver("u_boot_env", "u-boot-env", _U_BOOT_ENV, "u_boot_env",
+                 note=("cells of drivers/nvmem/u-boot-env.c: added after nvmem_register(), "
+                       "so the kernel never shows them in cells/")),
+    LayoutDriver("brcm_nvram", "brcm-nvram", ("brcm,nvram",), "brcm_nvram",
+                 note="cells of drivers/nvmem/brcm_nvram.c (nvmem_config.cells)"),
+)
 
 
 def match_layout(compatibles: list[str] | tuple[str, ...],

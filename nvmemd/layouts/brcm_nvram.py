@@ -15,8 +15,7 @@ from typing import Final
 from ..cells import CellInfo, entry_from_info
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
-from . import LayoutContext, LayoutDriver, LayoutResult, Validity
-from .onie_tlv import child_path
+from . import LayoutContext, LayoutResult, Validity, child_path
 from .variables import iter_variables
 
 SOURCE: Final = "brcm-nvram"
@@ -110,7 +109,3 @@ def add_cells(ctx: LayoutContext, data: bytes, length: int
             "nvmem_register() fails with -ENOMEM and the provider has no cells")
     return cells, None
 
-
-DRIVER: Final = LayoutDriver(
-    "brcm_nvram", SOURCE, ("brcm,nvram",), parse,
-    note="cells of drivers/nvmem/brcm_nvram.c (nvmem_config.cells)")

@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from ..cells import PostProcess, entry_from_info
 from ..crc import crc32
-from ..devicetree import DtNode
 from ..errors import DeviceTreeError, LayoutError, NvmemError
 from ..macaddr import eth_addr_add
-from . import LayoutContext, LayoutDriver, LayoutResult, Validity
+from . import LayoutContext, LayoutResult, Validity, child_path
 
 if TYPE_CHECKING:
     from ..registry import ProviderEntry, Registry
@@ -66,12 +65,6 @@ ONIE_TLV_READ_CB: Final[dict[int, tuple[PostProcess, str]]] = {
 
 def _blank(data: bytes) -> bool:
     return bool(data) and (data == b"\xff" * len(data) or data == b"\0" * len(data))
-
-
-def child_path(layout: DtNode, name: str) -> str | None:
-    """``of_get_child_by_name(layout, name)``: the cell's ``np``."""
-    child = layout.child_by_name(name)
-    return child.path if child is not None else None
 
 
 def parse(ctx: LayoutContext) -> LayoutResult:
@@ -160,7 +153,6 @@ def add_cells(ctx: LayoutContext, data: bytes, data_len: int) -> LayoutResult:
     return result
 
 
-DRIVER: Final = LayoutDriver("onie-tlv-layout", SOURCE, ("onie,tlv-layout",), parse)
 
 
 def num_macs(registry: Registry, entry: ProviderEntry) -> int | None:

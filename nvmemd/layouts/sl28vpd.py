@@ -13,8 +13,7 @@ from ..cells import PostProcess, entry_from_info
 from ..crc import crc8
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, eth_addr_add, is_valid_ether_addr
-from . import LayoutContext, LayoutDriver, LayoutResult, Validity
-from .onie_tlv import child_path
+from . import LayoutContext, LayoutResult, Validity, child_path
 
 SOURCE: Final = "sl28-vpd"
 
@@ -85,4 +84,3 @@ def parse(ctx: LayoutContext) -> LayoutResult:
     return result
 
 
-DRIVER: Final = LayoutDriver("kontron-sl28vpd-layout", SOURCE, ("kontron,sl28-vpd",), parse)

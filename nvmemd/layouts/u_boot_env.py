@@ -27,8 +27,7 @@ from ..cells import CellInfo, entry_from_info
 from ..crc import crc32
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
-from . import LayoutContext, LayoutDriver, LayoutResult, Validity
-from .onie_tlv import child_path
+from . import LayoutContext, LayoutResult, Validity, child_path
 from .variables import iter_variables
 
 if TYPE_CHECKING:
@@ -136,14 +135,6 @@ def _cell(ctx: LayoutContext, name: str, offset: int, length: int) -> CellInfo |
         return LayoutError(f"variable {name}: {e} (cell skipped)")
 
 
-DRIVER: Final = LayoutDriver("u-boot-env-layout", SOURCE, tuple(U_BOOT_ENV_COMPATIBLES), parse)
-
-#: drivers/nvmem/u-boot-env.c: u_boot_env_probe() registers "u-boot-env0" on the
-#: partition's platform device and adds the cells after nvmem_register().
-PLATFORM_DRIVER: Final = LayoutDriver(
-    "u_boot_env", SOURCE, tuple(U_BOOT_ENV_COMPATIBLES), parse,
-    note=("cells of drivers/nvmem/u-boot-env.c: added after nvmem_register(), so the "
-          "kernel never shows them in cells/"))
 
 
 # --- redundant copies in two providers (beyond the kernel) ------------------------
