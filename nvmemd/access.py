@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import grp
 import logging
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -133,19 +134,36 @@ async def polkit_allows(bus: MessageBus, sender: str, action: str, interactive: 
     return bool(result[0])
 
 
+#: Credentials remembered per unique connection name.  A bus never reuses a
+#: unique name and a connection's uid and groups are fixed when it connects,
+#: so an entry can only go stale by being evicted.  Polkit answers are not
+#: cached here: polkit keeps its own (auth_admin_keep).
+CREDENTIALS_CACHE_SIZE = 256
+
+
 class AccessPolicy:
     """The decision for one configuration (groups resolved once)."""
 
     def __init__(self, groups: Iterable[str]) -> None:
         self.group_names = tuple(groups)
         self.gids = resolve_groups(self.group_names)
+        self._credentials: OrderedDict[str, Credentials] = OrderedDict()
+
+    async def credentials(self, bus: MessageBus, sender: str) -> Credentials:
+        creds = self._credentials.get(sender)
+        if creds is None:
+            creds = await caller_credentials(bus, sender)
+            self._credentials[sender] = creds
+            if len(self._credentials) > CREDENTIALS_CACHE_SIZE:
+                self._credentials.popitem(last=False)
+        return creds
 
     async def may_read_protected(self, bus: MessageBus, sender: str | None,
                                  interactive: bool = False) -> bool:
         if sender is None:
             return False
         try:
-            creds = await caller_credentials(bus, sender)
+            creds = await self.credentials(bus, sender)
         except BusCallError as e:
             log.warning("cannot identify caller %s: %s", sender, e)
             return False
