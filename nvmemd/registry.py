@@ -39,7 +39,7 @@ from .layouts import (
     match_provider_driver,
     matched_compatible,
 )
-from .providers import NVMEM_BUS, Provider, list_provider_names, read_provider
+from .providers import Provider, list_provider_names, read_provider
 from .reader import read_range
 from .sysroot import Sysroot
 
@@ -304,23 +304,18 @@ def _bounded_read(sysroot: Sysroot, provider: Provider, rules: CellRules, offset
     return read_range(sysroot, provider.name, provider.nvmem_path, offset, length, rules.access)
 
 
-def _vanished(sysroot: Sysroot, name: str) -> bool:
-    """The bus entry of *name* leads nowhere any more (not: it loops, it is malformed)."""
-    try:
-        return not sysroot.resolved_host_path(f"{NVMEM_BUS}/{name}").exists()
-    except SysrootError:
-        return False
-
-
 def scan_provider(sysroot: Sysroot, tree: DeviceTree, name: str, config: Config
                   ) -> ProviderEntry | BrokenProvider:
     """Describe one provider; never raises for a bad provider, tree or image."""
     try:
         provider = read_provider(sysroot, tree, name)
     except (OSError, SysrootError) as e:
-        if isinstance(e, OSError) and e.errno == errno.ENOENT and _vanished(sysroot, name):
-            # Listed, then removed before we got to it (the kernel drops the bus link
-            # and the device directory on removal): the same answer as a read gets.
+        if isinstance(e, OSError) and e.errno == errno.ENOENT:
+            # Listed, but its nvmem attribute (or its whole device) is missing: it is
+            # being removed. device_del() drops the attributes before the bus link
+            # and the directory, and device_add() creates them before the link, so
+            # a registered provider never lacks its nvmem file. The answer a read
+            # of a removed provider gets, until the remove uevent drops it.
             log.info("%s: removed while being scanned", name)
             return BrokenProvider(name, f"{name}: provider is gone", gone=True)
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
