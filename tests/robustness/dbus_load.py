@@ -75,6 +75,7 @@ async def loop(address: str, paths: list[str]) -> dict[str, Any]:
     ok = 0
     errors: dict[str, int] = {}
     values: dict[str, list[str]] = {}
+    messages: list[str] = []
     i = 0
     while not stop.is_set():
         path = paths[i % len(paths)]
@@ -84,6 +85,8 @@ async def loop(address: str, paths: list[str]) -> dict[str, Any]:
         if reply is None or reply.message_type != MessageType.METHOD_RETURN:
             key = str(reply.error_name) if reply is not None else "no reply"
             errors[key] = errors.get(key, 0) + 1
+            if reply is not None and reply.body and errors[key] <= 5:
+                messages.append(f"{key}: {reply.body[0]}")  # the first few of each kind
             continue
         ok += 1
         value = bytes(reply.body[0]).hex()
@@ -91,7 +94,7 @@ async def loop(address: str, paths: list[str]) -> dict[str, Any]:
         if value not in seen:
             seen.append(value)
     bus.disconnect()
-    return {"ok": ok, "errors": errors, "values": values}
+    return {"ok": ok, "errors": errors, "values": values, "messages": messages}
 
 
 def main() -> int:
