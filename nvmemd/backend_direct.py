@@ -29,9 +29,11 @@ class DirectBackend:
     registry: Registry
 
     @classmethod
-    def open(cls, sysroot: str | None, config: str | None) -> DirectBackend:
+    def open(cls, sysroot: str | None, config: str | None, only: str | None = None
+             ) -> DirectBackend:
+        """The registry of every provider, or of provider *only* (see registry.scan)."""
         root = Sysroot.from_arg(sysroot)
-        return cls(scan(root, load_config(root, config)))
+        return cls(scan(root, load_config(root, config), only))
 
     def providers(self) -> list[dict[str, Any]]:
         records = [provider_record(e) for e in self.registry]

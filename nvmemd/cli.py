@@ -191,7 +191,26 @@ def run(args: argparse.Namespace, out: BinaryIO) -> int:
         return _direct_wait(args)
     from .backend_direct import DirectBackend
 
-    return dispatch(DirectBackend.open(args.sysroot, args.config), args, out)
+    only = named_provider(args)
+    return dispatch(DirectBackend.open(args.sysroot, args.config, only), args, out)
+
+
+def named_provider(args: argparse.Namespace) -> str | None:
+    """The one provider a command is about, when it names one; else None (all)."""
+    if args.command in ("cells", "dump"):
+        return str(args.provider) if args.provider else None
+    if args.command != "get" or args.consumer is not None or args.netdev is not None:
+        return None
+    if args.provider:
+        return str(args.provider)
+    head, colon, _ = args.spec.partition(":")
+    if colon and not args.spec.startswith("/") and head:
+        from .providers import NVMEM_BUS
+        from .sysroot import Sysroot
+
+        if os.path.lexists(Sysroot.from_arg(args.sysroot).host_path(f"{NVMEM_BUS}/{head}")):
+            return str(head)
+    return None
 
 
 #: Where the system bus listens when $DBUS_SYSTEM_BUS_ADDRESS is unset.

@@ -331,12 +331,16 @@ def scan_provider(sysroot: Sysroot, tree: DeviceTree, name: str, config: Config
     return entry
 
 
-def scan(sysroot: Sysroot, config: Config) -> Registry:
-    """Every provider under the sysroot."""
+def scan(sysroot: Sysroot, config: Config, only: str | None = None) -> Registry:
+    """Every provider under the sysroot, or just provider *only* when a caller
+    names it (``get P:NAME``, ``cells P``): the answer about one provider never
+    depends on the others, and a board may have hundreds."""
     tree = DeviceTree(sysroot)
     entries: dict[str, ProviderEntry] = {}
     broken: dict[str, BrokenProvider] = {}
     for name in list_provider_names(sysroot):
+        if only is not None and name != only:
+            continue
         result = scan_provider(sysroot, tree, name, config)
         if isinstance(result, BrokenProvider):
             broken[name] = result

@@ -189,3 +189,23 @@ def test_exit_codes(sysroot: Path) -> None:
     assert query(sysroot, "get", "mac", "--format", "u16", check=False).returncode == 2
     assert query(sysroot, "cells", "no-such-provider", check=False).returncode == 3
     assert query(sysroot, "dump", "rmem4", "--offset", "4096", check=False).returncode == 2
+
+
+def test_naming_a_provider_scans_only_it_with_the_same_answer(sysroot: Path) -> None:
+    everything = query_json(sysroot, "cells")
+    for provider in ("imx-ocotp0", "qfprom2", "rmem4", "mtd0"):
+        alone = query_json(sysroot, "cells", provider)
+        assert alone == [c for c in everything if c["provider"] == provider], provider
+    for spec in ("qfprom2:speedbin", "rmem4:fits"):
+        assert query(sysroot, "get", spec).stdout == \
+            query(sysroot, "get", spec.split(":")[1], "--provider", spec.split(":")[0]).stdout
+    # A broken neighbour does not matter to a named provider.
+    nvmem = (sysroot / "sys/bus/nvmem/devices/sunxi-sid0").resolve() / "nvmem"
+    saved = nvmem.read_bytes()
+    nvmem.unlink()
+    nvmem.mkdir()
+    try:
+        assert query(sysroot, "get", "mtd0:mac").stdout == b"020000c0ffee\n"
+    finally:
+        nvmem.rmdir()
+        nvmem.write_bytes(saved)
