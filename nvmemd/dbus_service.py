@@ -13,6 +13,16 @@ Layout (``org.nvmemd.Nvmem1``)::
     /org/nvmemd/Nvmem1/providers/<p>            Provider
     /org/nvmemd/Nvmem1/providers/<p>/cells/<c>  Cell
 
+The manager and the providers are exported dbus-fast ``ServiceInterface``
+objects.  Cells are not: there can be tens of thousands, and an exported
+``ServiceInterface`` costs about 3.3 KB and 60–90 µs each.  :class:`Service`
+answers every call to a cell path itself, from a message handler that runs
+before dbus-fast's dispatch (a fallback vtable, nvmemd.dbus_fallback), with
+:class:`CellInterface` as the definition and a :class:`CellObject` per cell.
+It also answers ``Introspect`` of the parents of cells (``…/providers/<p>``
+and ``…/cells``) and ``GetManagedObjects``, so clients see the same objects as
+if every cell were exported.
+
 dbus-fast emits ``InterfacesAdded``/``InterfacesRemoved`` from the *child's*
 path, which ``GDBusObjectManagerClient`` ignores.  :class:`NvmemBus` switches
 that off and :class:`Service` sends them from the manager path instead, one
@@ -52,7 +62,15 @@ from .dbus_defs import (
     PROVIDER_IFACE,
     error_name_for,
 )
-from .dbus_paths import ROOT_PATH, cell_path, provider_path
+from .dbus_fallback import (
+    INTROSPECTABLE_IFACE,
+    FallbackInterface,
+    bare_node,
+    default_node,
+    error_reply,
+    expects_reply,
+)
+from .dbus_paths import PROVIDERS_PATH, ROOT_PATH, cell_path, provider_path
 from .devicetree import DeviceTree
 from .errors import (
     AccessDeniedError,
@@ -141,6 +159,16 @@ def interface_properties(interface: ServiceInterface) -> dict[str, Variant]:
     return out
 
 
+def _all_properties(interface: ServiceInterface) -> dict[str, Variant]:
+    """``GetAll()`` of an exported interface, as dbus-fast builds it (sync getters only)."""
+    return {prop.name: Variant(prop.signature, prop.prop_getter(interface))
+            for prop in ServiceInterface._get_properties(interface)
+            if not prop.disabled and prop.access.readable()}
+
+
+_PROVIDERS_PREFIX: Final = PROVIDERS_PATH + "/"
+
+
 class State(Protocol):
     """What the objects need from the daemon."""
 
@@ -185,15 +213,37 @@ def _as_caller_sees(registry: Registry, allowed: bool) -> Registry:
                               for f in dataclasses.fields(registry)})
 
 
+class CellObject:
+    """One cell on the bus, all it costs: what :class:`CellInterface`'s members read.
+
+    The members of CellInterface run with a CellObject as ``self``.
+    """
+
+    __slots__ = ("_service", "cell", "provider")
+
+    def __init__(self, service: "Service", provider: str, cell: CellInfo) -> None:
+        self._service = service
+        self.provider = provider
+        self.cell = cell
+
+
+#: A published object: an exported ServiceInterface, or a cell served by Service.
+BusObject = ServiceInterface | CellObject
+
+
 class Service:
-    """Owns the exported objects and keeps them in step with the registry."""
+    """Owns the published objects and keeps them in step with the registry."""
 
     def __init__(self, bus: MessageBus, state: State) -> None:
         self.bus = bus
         self.state = state
         self.manager = ManagerInterface(self)
         self.providers: dict[str, ProviderInterface] = {}
-        self.cells: dict[str, dict[str, CellInterface]] = {}  # provider → path → object
+        self.cells: dict[str, dict[str, CellObject]] = {}  # provider → path → object
+        #: Every published path in publication order (dbus-fast's export order):
+        #: GetManagedObjects lists them in this order.
+        self.objects: dict[str, BusObject] = {}
+        self.cell_iface = FallbackInterface(CellInterface(), bus.send)
 
     # --- access --------------------------------------------------------------
 
@@ -228,27 +278,40 @@ class Service:
     # --- export --------------------------------------------------------------
 
     def start(self) -> None:
-        self.bus.add_message_handler(_remember_caller)
-        self.bus.export(ROOT_PATH, self.manager)
+        self.bus.add_message_handler(_remember_caller)  # first: sets CURRENT_CALL
+        self.bus.add_message_handler(self.dispatch)
+        self._export(ROOT_PATH, self.manager, emit=False)
         self.sync(emit=False)
 
     def _signal(self, member: str, signature: str, body: list[Any]) -> None:
         self.bus.send(Message.new_signal(ROOT_PATH, OBJECT_MANAGER_IFACE, member,
                                          signature, body))
 
-    def _export(self, path: str, interface: ServiceInterface, emit: bool) -> None:
-        self.bus.export(path, interface)
+    def _interfaces(self, obj: BusObject) -> dict[str, dict[str, Variant]]:
+        """The object's interfaces with all their properties (InterfacesAdded)."""
+        if isinstance(obj, CellObject):
+            return {self.cell_iface.name: self.cell_iface.signal_properties(obj)}
+        return {obj.name: interface_properties(obj)}
+
+    def _export(self, path: str, obj: BusObject, emit: bool) -> None:
+        if not isinstance(obj, CellObject):
+            self.bus.export(path, obj)
+        self.objects[path] = obj
         if emit:
-            self._signal("InterfacesAdded", "oa{sa{sv}}",
-                         [path, {interface.name: interface_properties(interface)}])
+            self._signal("InterfacesAdded", "oa{sa{sv}}", [path, self._interfaces(obj)])
 
-    def _unexport(self, path: str, interface: ServiceInterface) -> None:
-        self.bus.unexport(path, interface)
-        self._signal("InterfacesRemoved", "oas", [path, [interface.name]])
+    def _unexport(self, path: str, obj: BusObject) -> None:
+        if isinstance(obj, CellObject):
+            name = self.cell_iface.name
+        else:
+            self.bus.unexport(path, obj)
+            name = obj.name
+        del self.objects[path]
+        self._signal("InterfacesRemoved", "oas", [path, [name]])
 
-    def make_cell(self, entry: ProviderEntry, cell: CellInfo) -> "CellInterface":
-        """The one place cell objects are made (more interfaces may join here)."""
-        return CellInterface(self, entry.name, cell)
+    def make_cell(self, entry: ProviderEntry, cell: CellInfo) -> CellObject:
+        """The one place cell objects are made."""
+        return CellObject(self, entry.name, cell)
 
     def sync(self, emit: bool = True) -> None:
         """Make the exported objects match ``state.registry``.
@@ -298,6 +361,69 @@ class Service:
                 cell_obj = self.make_cell(entry, cell)
                 current[path] = cell_obj
                 self._export(path, cell_obj, emit)
+
+    # --- the cells' fallback dispatcher -----------------------------------------
+
+    def dispatch(self, msg: Message) -> Message | bool | None:
+        """Message handler: answer what dbus-fast cannot, as it would with cells exported.
+
+        Calls to a cell path, ``Introspect`` of a provider and of its ``cells``
+        node, and ``GetManagedObjects``; None leaves a message to dbus-fast.
+        """
+        if msg.message_type is not MessageType.METHOD_CALL:
+            return None
+        if msg.member == "GetManagedObjects" and msg.interface == OBJECT_MANAGER_IFACE:
+            return self._managed_objects(msg)
+        path = msg.path
+        if path is None or not path.startswith(_PROVIDERS_PREFIX):
+            return None
+        obj = self.objects.get(path)
+        if isinstance(obj, CellObject):
+            return self.cell_iface.handle_call(msg, obj)
+        if (msg.member == "Introspect" and msg.interface == INTROSPECTABLE_IFACE
+                and msg.signature == ""):
+            xml = self._introspect_parent(path)
+            if xml is None:
+                return None
+            reply = Message.new_method_return(msg, "s", [xml])
+            return reply if expects_reply(msg) else True
+        return None
+
+    def _introspect_parent(self, path: str) -> str | None:
+        """Introspection of ``…/providers/<p>`` or ``…/providers/<p>/cells`` with cell children."""
+        label, _, rest = path[len(_PROVIDERS_PREFIX):].partition("/")
+        if rest not in ("", "cells"):
+            return None
+        ppath = _PROVIDERS_PREFIX + label
+        provider = self.objects.get(ppath)
+        if not isinstance(provider, ProviderInterface):
+            return None
+        cells = self.cells.get(provider.entry.name, {})
+        if rest == "":
+            # dbus-fast's node for the export, plus the child it cannot see
+            return default_node(path, [provider.introspect()], ["cells"] if cells else [])
+        if not cells:
+            return None  # no children: dbus-fast's empty node
+        start = len(path) + 1
+        return bare_node(path, [p[start:] for p in cells])
+
+    def _managed_objects(self, msg: Message) -> Message | bool:
+        """``GetManagedObjects`` on any path: every object below it, as dbus-fast lists exports."""
+        base = msg.path
+        prefix = "/" if base == "/" else f"{base}/"
+        result: dict[str, dict[str, dict[str, Variant]]] = {}
+        try:
+            for path, obj in self.objects.items():
+                if not path.startswith(prefix):
+                    continue
+                if isinstance(obj, CellObject):
+                    result[path] = {self.cell_iface.name: self.cell_iface.all_properties(obj)}
+                else:
+                    result[path] = {obj.name: _all_properties(obj)}
+            reply = Message.new_method_return(msg, "a{oa{sa{sv}}}", [result])
+        except Exception as e:
+            reply = error_reply(msg, e)
+        return reply if expects_reply(msg) else True
 
     # --- lookups -------------------------------------------------------------
 
@@ -503,11 +629,20 @@ class ProviderInterface(ServiceInterface):
 
 
 class CellInterface(ServiceInterface):
-    def __init__(self, service: Service, provider: str, cell: CellInfo) -> None:
+    """``org.nvmemd.Nvmem1.Cell``: the definition, never exported.
+
+    :class:`Service` serves it on every cell path through
+    :class:`~nvmemd.dbus_fallback.FallbackInterface`; the members below run
+    with that cell's :class:`CellObject` as ``self`` (the attributes declared
+    here are the ones CellObject carries).
+    """
+
+    _service: Service
+    provider: str
+    cell: CellInfo
+
+    def __init__(self) -> None:
         super().__init__(CELL_IFACE)
-        self._service = service
-        self.provider = provider
-        self.cell = cell
 
     @dbus_property(access=PropertyAccess.READ, name="Name")
     def name_(self) -> "s":
