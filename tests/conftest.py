@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -33,6 +35,20 @@ def demo_board_sysroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo-board") / "sysroot"
     build_sysroot(demo / "board.dts", tomllib.loads((demo / "board.toml").read_text()), out)
     return out
+
+
+@pytest.fixture
+def demo_copy(demo_board_sysroot: Path) -> Iterator[Path]:
+    """A private copy of the demo board that a test may break, in a directory that
+    an unprivileged client (setpriv nobody) can traverse too."""
+    tmp = Path(tempfile.mkdtemp(prefix="nvmemd-demo-"))
+    tmp.chmod(0o755)
+    out = tmp / "sysroot"
+    shutil.copytree(demo_board_sysroot, out, symlinks=True)
+    try:
+        yield out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 StartDaemon = Callable[..., Daemon]

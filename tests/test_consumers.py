@@ -213,13 +213,10 @@ def test_demo_board_netdevs(demo_board_sysroot: Path) -> None:
 
 @pytest.mark.integration
 def test_dbus_read_consumer_cell_and_consumers_property(
-        start_daemon: Any, demo_board_sysroot: Path, tmp_path: Path) -> None:
-    import shutil
-
+        start_daemon: Any, demo_copy: Path) -> None:
     from .dbus_fixtures import ROOT, managed_objects
 
-    sysroot = tmp_path / "sysroot"
-    shutil.copytree(demo_board_sysroot, sysroot, symlinks=True)
+    sysroot = demo_copy
     daemon = start_daemon(["--sysroot", str(sysroot)])
     manager = "org.nvmemd.Nvmem1.Manager"
     (value,) = daemon.call(ROOT, manager, "ReadConsumerCell", "ss",
@@ -245,13 +242,10 @@ def test_dbus_read_consumer_cell_and_consumers_property(
 
 @pytest.mark.integration
 def test_cli_consumer_and_netdev_over_dbus_match_direct(
-        start_daemon: Any, demo_board_sysroot: Path, tmp_path: Path) -> None:
-    import shutil
-
+        start_daemon: Any, demo_copy: Path) -> None:
     from .dbus_fixtures import direct_query
 
-    sysroot = tmp_path / "sysroot"
-    shutil.copytree(demo_board_sysroot, sysroot, symlinks=True)
+    sysroot = demo_copy
     # Make eth1's provider root-only (mode 0400, as the kernel shows root_only).
     (sysroot / "sys/bus/nvmem/devices/u-boot-env0/nvmem").resolve().chmod(0o400)
     daemon = start_daemon(["--sysroot", str(sysroot)])

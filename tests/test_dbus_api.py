@@ -27,11 +27,8 @@ OCOTP_MAC = OCOTP + "/cells/mac_2daddress_4090_2c0"
 
 
 @pytest.fixture
-def sysroot(demo_board_sysroot: Path, tmp_path: Path) -> Path:
-    """A private copy of the demo board that a test may break."""
-    out = tmp_path / "sysroot"
-    shutil.copytree(demo_board_sysroot, out, symlinks=True)
-    return out
+def sysroot(demo_copy: Path) -> Path:
+    return demo_copy
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +21,8 @@ def validity(daemon: Any, name: str) -> list[dict[str, Any]]:
 
 
 def test_validity_of_a_valid_and_a_corrupted_environment(
-        start_daemon: Any, demo_board_sysroot: Path, tmp_path: Path) -> None:
-    sysroot = tmp_path / "sysroot"
-    shutil.copytree(demo_board_sysroot, sysroot, symlinks=True)
+        start_daemon: Any, demo_copy: Path) -> None:
+    sysroot = demo_copy
     daemon = start_daemon(["--sysroot", str(sysroot)])
     [env] = validity(daemon, "u-boot-env0")
     assert env["layout"] == "u-boot-env" and env["status"] == "valid"

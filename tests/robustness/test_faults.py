@@ -26,7 +26,6 @@ import select
 import shutil
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,16 +67,8 @@ def still_serving(daemon: Daemon) -> None:
 
 
 @pytest.fixture
-def sysroot(demo_board_sysroot: Path) -> Iterator[Path]:
-    """A private copy of the demo board in a directory nobody can traverse too."""
-    tmp = Path(tempfile.mkdtemp(prefix="nvmemd-faults-"))
-    tmp.chmod(0o755)
-    out = tmp / "sysroot"
-    shutil.copytree(demo_board_sysroot, out, symlinks=True)
-    try:
-        yield out
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def sysroot(demo_copy: Path) -> Path:
+    return demo_copy
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -37,10 +36,8 @@ WARM_UP = 2_000
 
 
 @pytest.fixture
-def sysroot(demo_board_sysroot: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "sysroot"
-    shutil.copytree(demo_board_sysroot, out, symlinks=True)
-    return out
+def sysroot(demo_copy: Path) -> Path:
+    return demo_copy
 
 
 def status_kib(pid: int, key: str = "VmRSS") -> int:

@@ -17,8 +17,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +53,8 @@ def _root_and_setpriv() -> None:
 
 
 @pytest.fixture
-def sysroot(demo_board_sysroot: Path) -> Iterator[Path]:
-    tmp = Path(tempfile.mkdtemp(prefix="nvmemd-security-"))
-    out = tmp / "sysroot"
-    shutil.copytree(demo_board_sysroot, out, symlinks=True)
-    try:
-        yield out
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def sysroot(demo_copy: Path) -> Path:
+    return demo_copy
 
 
 @pytest.fixture
