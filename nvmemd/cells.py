@@ -56,7 +56,10 @@ class CellsResult:
     """Cells one source produced, and why it stopped early (if it did)."""
 
     cells: list[CellInfo] = field(default_factory=list)
+    #: Every invalid cell node; the kernel stops at the first, nvmemd reports them all.
     errors: list[DeviceTreeError] = field(default_factory=list)
+    #: Valid cell nodes after the first error: the kernel never reaches them.
+    not_created: list[str] = field(default_factory=list)
 
 
 def entry_from_info(
@@ -107,45 +110,53 @@ def add_cells_from_dt(
 ) -> CellsResult:
     """``nvmem_add_cells_from_dt(nvmem, np)``: every child of *np* with ``reg``.
 
-    Stops at the first invalid cell, as the kernel does; the caller decides what
-    that costs (the whole provider for legacy cells, the rest of the layout for a
-    fixed layout).
+    The cells are the ones before the first invalid node: the kernel stops there,
+    and the caller decides what that costs (the whole provider for legacy cells,
+    the rest of the layout for a fixed layout).  Unlike the kernel, the nodes
+    after it are still checked, so that one run reports every mistake.
     """
     result = CellsResult()
     for child in np.children():
-        reg = child.prop("reg")
-        if reg is None:
+        if child.prop("reg") is None:
             continue
-        if len(reg) < 8:
-            result.errors.append(DeviceTreeError(child.path, "nvmem: invalid reg"))
-            return result
-        offset = int.from_bytes(reg[0:4], "big")
-        size = int.from_bytes(reg[4:8], "big")
-        bit_offset = nbits = 0
-        bits = child.prop("bits")
-        if bits is not None and len(bits) == 8:
-            bit_offset = int.from_bytes(bits[0:4], "big")
-            nbits = int.from_bytes(bits[4:8], "big")
-            if bit_offset >= 8 * size or nbits < 1 or bit_offset + nbits > 8 * size:
-                result.errors.append(DeviceTreeError(child.path, "nvmem: invalid bits"))
-                return result
-        raw_len: int | None = None
-        post_process: PostProcess | None = None
-        pp_name: str | None = None
-        if fixup is not None:
-            offset, bit_offset, nbits, raw_len, post_process, pp_name = apply_fixup(
-                fixup, child.name, offset, size, bit_offset, nbits
-            )
         try:
-            cell = entry_from_info(
-                child.name, offset, size, access, bit_offset, nbits, raw_len,
-                child.path, source, post_process, pp_name,
-            )
+            cell = cell_from_dt(child, access, source, fixup)
         except DeviceTreeError as e:
             result.errors.append(e)
-            return result
-        result.cells.append(cell)
+            continue
+        if result.errors:
+            result.not_created.append(child.path)
+        else:
+            result.cells.append(cell)
     return result
+
+
+def cell_from_dt(child: DtNode, access: Access, source: str, fixup: Fixup | None = None
+                 ) -> CellInfo:
+    """One loop iteration of ``nvmem_add_cells_from_dt()``; raises DeviceTreeError."""
+    reg = child.prop("reg") or b""
+    if len(reg) < 8:
+        raise DeviceTreeError(child.path, "nvmem: invalid reg")
+    offset = int.from_bytes(reg[0:4], "big")
+    size = int.from_bytes(reg[4:8], "big")
+    bit_offset = nbits = 0
+    bits = child.prop("bits")
+    if bits is not None and len(bits) == 8:
+        bit_offset = int.from_bytes(bits[0:4], "big")
+        nbits = int.from_bytes(bits[4:8], "big")
+        if bit_offset >= 8 * size or nbits < 1 or bit_offset + nbits > 8 * size:
+            raise DeviceTreeError(child.path, "nvmem: invalid bits")
+    raw_len: int | None = None
+    post_process: PostProcess | None = None
+    pp_name: str | None = None
+    if fixup is not None:
+        offset, bit_offset, nbits, raw_len, post_process, pp_name = apply_fixup(
+            fixup, child.name, offset, size, bit_offset, nbits
+        )
+    return entry_from_info(
+        child.name, offset, size, access, bit_offset, nbits, raw_len,
+        child.path, source, post_process, pp_name,
+    )
 
 
 # --- driver hooks: nvmem_config.fixup_dt_cell_info ------------------------------

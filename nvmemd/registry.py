@@ -230,6 +230,7 @@ def build_entry(sysroot: Sysroot, tree: DeviceTree, provider: Provider, config: 
             why = str(legacy.errors[0]) if legacy.errors else dup
             errors.append(f"{provider.name}: {why}; the kernel fails the whole provider "
                           "registration (nvmem_register), so it has no cells")
+            errors.extend(f"{provider.name}: {e} (also invalid)" for e in legacy.errors[1:])
             return ProviderEntry(provider, rules, errors=tuple(errors), notes=tuple(notes),
                                  rejected=True)
         cells.extend(legacy.cells)
@@ -288,9 +289,11 @@ def _run_driver(sysroot: Sysroot, provider: Provider, rules: CellRules, driver: 
                       "are removed")
         cells = []
         layout_cells = []
-    for e in result.errors:
+    for i, e in enumerate(result.errors):
         errors.append(f"{provider.name}: {driver.name} {kind}: {e}"
-                      + ("; cells before it are kept" if layout_cells else ""))
+                      + ("; cells before it are kept" if layout_cells and i == 0 else ""))
+    if result.not_created:
+        notes.append(f"not created, after the first invalid cell: {', '.join(result.not_created)}")
     if result.validity:
         validity.append(result.validity)
     return cells + layout_cells

@@ -95,6 +95,32 @@ def test_fixed_layout_keeps_cells_before_a_bad_one(providers: dict[str, dict[str
     assert "invalid reg on /soc/sram@40000000/nvmem-layout/short-reg@14" in \
         providers["rmem3"]["errors"][0]
     assert any("ignored@0" in n for n in providers["rmem3"]["notes"])
+    # The kernel never reaches never@18; nvmemd says so.
+    assert any("not created" in n and "nvmem-layout/never@18" in n
+               for n in providers["rmem3"]["notes"])
+
+
+def test_every_invalid_cell_is_reported_not_only_the_first(tmp_path: Path) -> None:
+    """The kernel stops at the first bad cell; a DTS author wants all of them at once."""
+    from .sysroots import inline_sysroot
+
+    dts = """/dts-v1/;
+/ { sram@0 { compatible = "nvmem-rmem";
+      nvmem-layout { compatible = "fixed-layout"; #address-cells = <1>; #size-cells = <1>;
+        a@0 { reg = <0 4>; };
+        b@4 { reg = <4>; };
+        c@8 { reg = <8 4>; };
+        d@c { reg = <0xc 1>; bits = <7 2>; };
+      }; }; };
+"""
+    root = inline_sysroot(tmp_path, dts, [{
+        "name": "rmem0", "of_node": "/sram@0", "device": "platform/0.sram", "bus": "platform",
+        "driver": "rmem", "mode": "0400", "size": 64, "image": {"fill": 0}}])
+    [p] = query_json(root, "providers")
+    assert p["cells"] == 1
+    assert "invalid reg on /sram@0/nvmem-layout/b@4; cells before it are kept" in p["errors"][0]
+    assert p["errors"][1].endswith("invalid bits on /sram@0/nvmem-layout/d@c")
+    assert any("not created" in n and "/sram@0/nvmem-layout/c@8" in n for n in p["notes"])
 
 
 def test_cell_past_the_end_is_listed_but_unreadable(

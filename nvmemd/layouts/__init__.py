@@ -56,6 +56,7 @@ class LayoutResult:
     cells: list[CellInfo] = field(default_factory=list)
     errors: list[NvmemError] = field(default_factory=list)
     validity: Validity | None = None
+    not_created: list[str] = field(default_factory=list)  # valid nodes after a stop
 
 
 LayoutParser = Callable[[LayoutContext], LayoutResult]

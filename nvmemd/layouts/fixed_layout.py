@@ -10,4 +10,4 @@ from . import LayoutContext, LayoutResult
 def parse(ctx: LayoutContext) -> LayoutResult:
     """``fixed_layout_add_cells()`` → ``nvmem_add_cells_from_dt(nvmem, layout node)``."""
     r = add_cells_from_dt(ctx.node, ctx.access, "fixed-layout")
-    return LayoutResult(cells=r.cells, errors=list(r.errors))
+    return LayoutResult(cells=r.cells, errors=list(r.errors), not_created=r.not_created)
