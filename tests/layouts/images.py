@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from nvmemd.cells import decode_cell
 from nvmemd.crc import crc8
 from nvmemd.devicetree import DeviceTree, DtNode
+from nvmemd.errors import LayoutError
 from nvmemd.kernel_rules import BYTE_ACCESS, Access
-from nvmemd.layouts import LayoutContext
+from nvmemd.layouts import LayoutContext, LayoutResult
 from nvmemd.sysroot import Sysroot
 
 
@@ -61,6 +64,25 @@ def empty_node(tmp: Path | None = None, path: str = "/nvmem-layout") -> DtNode:
 def fuzz_context(image: bytes, compatible: str) -> LayoutContext:
     """A context whose read() fails the test on any access outside the provider."""
     return context(image, compatible, empty_node())
+
+
+def assert_parse_stays_inside(parse: Callable[[LayoutContext], LayoutResult], image: bytes,
+                              compatible: str, index: int, decode_may_fail: bool = True) -> None:
+    """The fuzz property of every parser: only its own LayoutError escapes, no read
+    leaves the provider, every cell lies inside it and decodes (or is refused with
+    LayoutError, like the kernel's -EINVAL post-processing, when *decode_may_fail*)."""
+    try:
+        r = parse(fuzz_context(image, compatible))
+    except LayoutError:
+        return
+    for cell in r.cells:
+        assert cell.offset >= 0 and cell.offset + cell.raw_len <= len(image)
+        raw = image[cell.offset : cell.offset + cell.raw_len]
+        if decode_may_fail:
+            with contextlib.suppress(LayoutError):
+                decode_cell(cell, raw, cell.name, index)
+        else:
+            decode_cell(cell, raw, cell.name, index)
 
 
 class BoundsError(AssertionError):
