@@ -31,8 +31,9 @@ NVMEMD = os.environ.get("NVMEMD_BENCH_DAEMON") or str(VENV / "bin" / "nvmemd")
 QUERY = str(VENV / "bin" / "nvmemd-query")
 
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))  # mksysroot
 
-from nvmemd.mksysroot import DT_BASE, add_provider  # noqa: E402
+from mksysroot import DT_BASE, add_provider  # noqa: E402
 
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

@@ -39,7 +39,7 @@ from _common import (
     start_daemon,
 )
 
-from nvmemd.dbus_paths import cell_path
+from nvmemd.dbus.paths import cell_path
 
 TARGET = 0.40
 CELL = cell_path("rmem3", "cell5@50,0")

@@ -44,9 +44,9 @@ from _common import (
     report_table,
     start_daemon,
 )
+from mksysroot import build_sysroot
 
 from nvmemd.config import Config
-from nvmemd.mksysroot import build_sysroot
 from nvmemd.registry import scan
 from nvmemd.sysroot import Sysroot
 
@@ -169,7 +169,7 @@ def main() -> int:
                   "parses its dynamic layout (U-Boot env, ONIE TLV, ...), which needs the data")
 
         if not args.no_daemon:
-            from nvmemd.dbus_paths import cell_path
+            from nvmemd.dbus.paths import cell_path
 
             print("\n## per cell read, daemon Cell.Read() (daemon under strace -f)")
             rows = [["provider", "cell", "raw_len", "read from nvmem", "ok"]]

@@ -12,43 +12,15 @@ Mirrors ``drivers/nvmem/core.c``:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .devicetree import DtNode
 from .errors import DeviceTreeError
-from .kernel_rules import Access, Fixup
-
-#: ``read_post_process(priv, id, index, offset, buf, raw_len)``: *id* is the
-#: consumer's name for the cell (the cell name for sysfs reads), *index* the
-#: ``#nvmem-cell-cells`` argument (0 for sysfs reads).  Returns the new buffer
-#: (``bytes`` long) or raises :class:`~nvmemd.errors.LayoutError` (-EINVAL).
-PostProcess = Callable[[str, int, bytes], bytes]
+from .model import Access, CellInfo, Fixup, PostProcess
 
 
 def _align(value: int, to: int) -> int:
     return (value + to - 1) // to * to
-
-
-@dataclass(frozen=True)
-class CellInfo:
-    """One cell, as ``struct nvmem_cell_entry`` holds it after registration."""
-
-    name: str
-    offset: int
-    bytes: int  # what a reader gets
-    raw_len: int  # what is read from the provider
-    bit_offset: int = 0
-    nbits: int = 0
-    source: str = "legacy"
-    of_node: str | None = None
-    post_process: PostProcess | None = field(default=None, compare=False, repr=False)
-    post_process_name: str | None = None  # for display: "imx-ocotp-mac", "u-boot-env-ethaddr"
-
-    @property
-    def sysfs_name(self) -> str:
-        """``nvmem_populate_sysfs_cells()``: ``"%s@%x,%x"``."""
-        return f"{self.name}@{self.offset:x},{self.bit_offset:x}"
 
 
 @dataclass
@@ -73,7 +45,6 @@ def entry_from_info(
     node: str | None = None,
     source: str = "legacy",
     post_process: PostProcess | None = None,
-    post_process_name: str | None = None,
 ) -> CellInfo:
     """``nvmem_cell_info_to_nvmem_cell_entry_nodup()``; raises DeviceTreeError."""
     cell_bytes = size
@@ -101,7 +72,6 @@ def entry_from_info(
         source=source,
         of_node=node,
         post_process=post_process,
-        post_process_name=post_process_name,
     )
 
 
@@ -148,14 +118,13 @@ def cell_from_dt(child: DtNode, access: Access, source: str, fixup: Fixup | None
             raise DeviceTreeError(child.path, "nvmem: invalid bits")
     raw_len: int | None = None
     post_process: PostProcess | None = None
-    pp_name: str | None = None
     if fixup is not None:
-        offset, bit_offset, nbits, raw_len, post_process, pp_name = apply_fixup(
+        offset, bit_offset, nbits, raw_len, post_process = apply_fixup(
             fixup, child.name, offset, size, bit_offset, nbits
         )
     return entry_from_info(
         child.name, offset, size, access, bit_offset, nbits, raw_len,
-        child.path, source, post_process, pp_name,
+        child.path, source, post_process,
     )
 
 
@@ -179,8 +148,8 @@ def _mtk_gpu_speedbin_pp(cell_id: str, index: int, buf: bytes) -> bytes:
 
 def apply_fixup(
     fixup: Fixup, name: str, offset: int, size: int, bit_offset: int, nbits: int
-) -> tuple[int, int, int, int | None, PostProcess | None, str | None]:
-    """The ``fixup_dt_cell_info`` hooks; returns (offset, bit_offset, nbits, raw_len, pp, name)."""
+) -> tuple[int, int, int, int | None, PostProcess | None]:
+    """The ``fixup_dt_cell_info`` hooks; returns (offset, bit_offset, nbits, raw_len, pp)."""
     if fixup == "qfprom":
         # drivers/nvmem/qfprom.c: qfprom_fixup_dt_cell_info()
         byte_offset = offset % 4
@@ -188,15 +157,17 @@ def apply_fixup(
         offset -= byte_offset
         if byte_offset and not nbits:
             nbits = size * 8
-        return offset, bit_offset, nbits, None, None, None
+        return offset, bit_offset, nbits, None, None
     if fixup == "imx-ocotp":
         # imx_ocotp_fixup_dt_cell_info(): raw_len = round_up(bytes, 4)
-        return offset, bit_offset, nbits, _align(size, 4), _imx_ocotp_cell_pp, "imx-ocotp"
-    # mtk_efuse_fixup_dt_cell_info(): strncmp(name, "gpu-speedbin", min(strlen(name), 12))
-    n = min(len(name), 12)
-    if nbits <= 3 and name[:n] == "gpu-speedbin"[:n]:
-        return offset, bit_offset, nbits, None, _mtk_gpu_speedbin_pp, "mtk-gpu-speedbin"
-    return offset, bit_offset, nbits, None, None, None
+        return offset, bit_offset, nbits, _align(size, 4), _imx_ocotp_cell_pp
+    if fixup == "mtk-efuse-gpu-speedbin":
+        # mtk_efuse_fixup_dt_cell_info(): strncmp(name, "gpu-speedbin", min(strlen(name), 12))
+        n = min(len(name), 12)
+        if nbits <= 3 and name[:n] == "gpu-speedbin"[:n]:
+            return offset, bit_offset, nbits, None, _mtk_gpu_speedbin_pp
+        return offset, bit_offset, nbits, None, None
+    raise ValueError(f"unknown fixup {fixup!r}")  # a table row names a hook nvmemd lacks
 
 
 # --- reading ---------------------------------------------------------------------
@@ -250,7 +221,3 @@ def decode_cell(cell: CellInfo, raw: bytes, cell_id: str | None = None, index: i
     if cell.post_process is not None:
         out = cell.post_process(cell_id if cell_id is not None else cell.name, index, out)
     return out[: cell.bytes]
-
-
-def with_source(cells: list[CellInfo], source: str) -> list[CellInfo]:
-    return [replace(c, source=source) for c in cells]

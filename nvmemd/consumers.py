@@ -32,8 +32,8 @@ from .devicetree import DeviceTree, DtNode, be32_list, string_list
 from .errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
-    from .cells import CellInfo
-    from .registry import ProviderEntry, Registry
+    from .model import CellInfo, ProviderEntry
+    from .registry import Registry
     from .sysroot import Sysroot
 
 NVMEM_CELLS: Final = "nvmem-cells"
@@ -131,7 +131,7 @@ def consumers_of(tree: DeviceTree | None, cell: CellInfo) -> list[dict[str, obje
 def lookup(registry: Registry, consumer: str, name: str
            ) -> tuple[ProviderEntry, CellInfo, ConsumerRef]:
     """``of_nvmem_cell_get(np, id)``: the provider, cell and reference a consumer gets."""
-    tree = registry.tree if registry.tree is not None else DeviceTree(registry.sysroot)
+    tree = registry.tree
     path = "/" + consumer.strip("/") if consumer.strip("/") else "/"
     node = tree.node(path)
     if not node.exists():

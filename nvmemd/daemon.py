@@ -9,7 +9,7 @@
 4. coldplug scan in a worker thread, export every object, request
    ``org.nvmemd.Nvmem1``, then ``READY=1``;
 5. serve: udev events and SIGHUP go through one queue to one worker, which
-   rescans in a thread and swaps whole :class:`~nvmemd.registry.ProviderEntry`
+   rescans in a thread and swaps whole :class:`~nvmemd.model.ProviderEntry`
    objects into a new :class:`~nvmemd.registry.Registry`, so a reader never
    sees half a provider;
 6. SIGTERM/SIGINT: ``STOPPING=1``, release the name, exit 0.
@@ -27,15 +27,17 @@ from typing import Final
 
 from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
 
-from .access import AccessPolicy
 from .config import Config, load_config
-from .dbus_defs import BUS_NAME
-from .dbus_service import NvmemBus, Service
+from .dbus.names import BUS_NAME
+from .dbus.polkit import AccessPolicy
+from .dbus.service import NvmemBus, Service
 from .devicetree import DeviceTree
 from .errors import NvmemError
+from .model import BrokenProvider, ProviderEntry
 from .notify import notify, setup_logging, watchdog_interval
 from .providers import NVMEM_BUS
-from .registry import BrokenProvider, ProviderEntry, Registry, scan, scan_provider
+from .registration import scan_provider
+from .registry import Registry, scan
 from .sysroot import Sysroot
 
 log = logging.getLogger("nvmemd")
@@ -70,7 +72,7 @@ class Daemon:
         self.args = args
         self.sysroot = Sysroot.from_arg(args.sysroot)
         self.config: Config = Config()
-        self.registry: Registry = Registry(self.sysroot, self.config)
+        self.registry: Registry = Registry(self.sysroot, self.config, DeviceTree(self.sysroot))
         self.access = AccessPolicy(())
         self.bus: NvmemBus | None = None
         self.service: Service | None = None

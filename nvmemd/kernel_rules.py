@@ -16,20 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from .providers import MTD_NAND_TYPES, Provider
-
-Fixup = Literal["qfprom", "imx-ocotp", "mtk-efuse-gpu-speedbin"]
-
-
-@dataclass(frozen=True)
-class Access:
-    """``nvmem_config.stride`` / ``.word_size``: sysfs rejects unaligned reads."""
-
-    stride: int = 1
-    word_size: int = 1
-
-
-BYTE_ACCESS: Final = Access()
+from .model import BYTE_ACCESS, Access, CellRules, Fixup, Provider
+from .providers import MTD_NAND_TYPES
 
 
 @dataclass(frozen=True)
@@ -221,17 +209,6 @@ _ACCESS_LOWERED: Final = _lower_rows(compats for compats, _ in ACCESS_ONLY_DRIVE
 
 LEGACY_CELLS_MODES = ("auto", "opt-in", "all")
 LegacyCellsMode = Literal["auto", "opt-in", "all"]
-
-
-@dataclass(frozen=True)
-class CellRules:
-    """What the kernel does with one provider's DT node."""
-
-    legacy_cells: bool  # parse direct children (add_legacy_fixed_of_cells)
-    reason: str  # why, for `providers --json` and the logs
-    access: Access
-    fixup: Fixup | None = None
-    of_node_used: bool = True  # False: the kernel never looks at the DT node at all
 
 
 def _match(compatibles: tuple[str, ...], table: tuple[LegacyOfCellDriver, ...]

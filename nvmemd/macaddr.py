@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Final, Literal
 from .errors import InvalidArgumentError, LayoutError
 
 if TYPE_CHECKING:
-    from .cells import CellInfo
     from .devicetree import DeviceTree
+    from .model import CellInfo
 
 ETH_ALEN: Final = 6
 #: include/linux/if_ether.h: MAC_ADDR_STR_LEN

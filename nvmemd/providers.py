@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import stat
-from dataclasses import dataclass
 
 from .devicetree import DeviceTree
 from .errors import SysrootError
+from .model import MTD_OTP_NAME, Provider
 from .sysroot import Sysroot
 
 log = logging.getLogger(__name__)
@@ -25,54 +24,6 @@ NVMEM_BUS = "/sys/bus/nvmem/devices"
 #: include/linux/mtd/mtd.h: mtd_type_is_nand(): MTD_NANDFLASH, MTD_MLCNANDFLASH,
 #: as drivers/mtd/mtdcore.c: mtd_type_show() spells them.
 MTD_NAND_TYPES = frozenset({"nand", "mlc-nand"})
-
-#: drivers/mtd/mtdcore.c: mtd_otp_nvmem_add(): "user-otp" / "factory-otp" + NVMEM_DEVID_AUTO
-MTD_OTP_NAME = re.compile(r"^(user-otp|factory-otp)\d+$")
-
-
-@dataclass(frozen=True)
-class Provider:
-    """One nvmem device."""
-
-    name: str
-    sys_path: str  # resolved in-sysroot device directory
-    type: str
-    size: int
-    mode: int  # permission bits of the nvmem file
-    force_ro: bool | None  # None: no force_ro attribute (driver has no reg_write)
-    of_node: str | None  # DT path
-    compatible: tuple[str, ...]
-    driver: str | None  # driver of the nearest ancestor device that has one
-    parent_subsystem: str | None
-    mtd_type: str | None
-    has_kernel_cells: bool  # the kernel published cells/ (6.8+)
-
-    @property
-    def nvmem_path(self) -> str:
-        return self.sys_path + "/nvmem"
-
-    @property
-    def root_only(self) -> bool:
-        """``nvmem_bin_attr_get_umode()``: 0400 unless !root_only adds 0044."""
-        return not self.mode & 0o044
-
-    @property
-    def writable(self) -> bool:
-        return bool(self.mode & 0o200)
-
-    @property
-    def read_only(self) -> bool:
-        """``force_ro`` shows the kernel's read_only; no attribute means no reg_write."""
-        return True if self.force_ro is None else self.force_ro
-
-    @property
-    def is_mtd(self) -> bool:
-        return self.parent_subsystem == "mtd"
-
-    @property
-    def is_mtd_otp(self) -> bool:
-        return MTD_OTP_NAME.match(self.name) is not None and self.mtd_type is not None
-
 
 def list_provider_names(sysroot: Sysroot) -> list[str]:
     return sysroot.listdir(NVMEM_BUS)

@@ -15,7 +15,7 @@ import os
 import stat
 
 from .errors import AccessDeniedError, ProviderGoneError, ProviderIOError
-from .kernel_rules import Access
+from .model import Access
 from .sysroot import Sysroot
 
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE})

@@ -1,18 +1,15 @@
 """Plain records (JSON-ready dicts) of providers and cells.
 
-Both CLI back ends (direct and D-Bus) produce exactly these records, so that
-``--json`` output is the same whichever way the data came.
+Every front end prints these: the direct CLI and the daemon build them in the
+query layer, the D-Bus client rebuilds them from the bus, so ``--json`` output
+is the same whichever way the data came.  Imports only the model.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from .cells import CellInfo
-from .consumers import consumers_of
-from .errors import NvmemError
-from .macaddr import decode_mac_base, format_mac, is_mac_base
-from .registry import BrokenProvider, ProviderEntry, Registry
+from .model import BrokenProvider, CellInfo, ProviderEntry
 
 
 class CellRecord(TypedDict, total=False):
@@ -55,44 +52,6 @@ def cell_record(entry: ProviderEntry, cell: CellInfo) -> CellRecord:
     )
 
 
-def cell_record_with_value(registry: Registry, entry: ProviderEntry, cell: CellInfo
-                           ) -> CellRecord:
-    rec = cell_record(entry, cell)
-    value: bytes | None = None
-    try:
-        value = registry.read_cell(entry, cell)
-        rec["value"] = value.hex()
-    except NvmemError as e:
-        rec["value"] = None
-        rec["error"] = printable(str(e))
-    add_extensions(rec, registry, entry, cell, value)
-    consumers = consumers_of(registry.tree, cell)
-    if consumers:  # only cells that DT nodes reference carry the key
-        rec["consumers"] = consumers
-    return rec
-
-
-def add_extensions(rec: CellRecord, registry: Registry, entry: ProviderEntry, cell: CellInfo,
-                   value: bytes | None) -> None:
-    """What nvmemd adds beyond the kernel: mac-base decoding, the ONIE MAC range."""
-    if is_mac_base(registry.tree, cell):
-        rec["mac_base"] = True
-        if value is not None:
-            try:
-                rec["decoded"] = format_mac(decode_mac_base(value))
-            except NvmemError as e:
-                rec["decoded_error"] = str(e)
-    if cell.source == "onie-tlv":
-        from .layouts import onie_tlv  # only when an ONIE table is there
-
-        if cell.name == "num-macs" and value is not None:
-            rec["decoded"] = int.from_bytes(value, "big")
-        elif cell.name == "mac-address":
-            count = onie_tlv.num_macs(registry, entry)
-            if count is not None:
-                rec["num_macs"] = count
-
-
 def provider_record(entry: ProviderEntry) -> dict[str, Any]:
     p = entry.provider
     return {
@@ -113,11 +72,21 @@ def provider_record(entry: ProviderEntry) -> dict[str, Any]:
         "kernel_cells": p.has_kernel_cells,
         "rejected": entry.rejected,
         "errors": [printable(e) for e in entry.errors],
-        "notes": [printable(n) for n in entry.notes],
-        "validity": [
-            {k: v for k, v in vars(val).items() if v is not None} for val in entry.validity
-        ],
+        "notes": [printable(n) for n in entry.all_notes()],
+        "validity": validity_records(entry),
     }
+
+
+def validity_records(entry: ProviderEntry) -> list[dict[str, Any]]:
+    """The media checks of *entry*, with the redundant-pair decision in the flagged one."""
+    records = []
+    for val in entry.validity:
+        rec = {k: v for k, v in vars(val).items() if v is not None}
+        if entry.redundant is not None and val.flag is not None:
+            text = entry.redundant.describe(val.status == "valid")
+            rec["detail"] = f"{rec['detail']}; {text}" if rec.get("detail") else text
+        records.append(rec)
+    return records
 
 
 def broken_record(broken: BrokenProvider) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def private_bus() -> Iterator[PrivateBus]:
 @pytest.fixture(scope="session")
 def demo_board_sysroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """examples/demo-board built afresh (read-only use: copy it before changing it)."""
-    from nvmemd.mksysroot import build_sysroot
+    from mksysroot import build_sysroot
 
     demo = REPO / "examples" / "demo-board"
     out = tmp_path_factory.mktemp("demo-board") / "sysroot"

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from nvmemd.mksysroot import build_sysroot
+from mksysroot import build_sysroot
 
 DATA = Path(__file__).parent / "data"
 

@@ -106,7 +106,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
                  "onie.bin"),
     ]
     sysroot = inline_sysroot(tmp, DTS, providers)
-    from nvmemd.mksysroot import add_netdev
+    from mksysroot import add_netdev
 
     add_netdev(sysroot, {"name": "eth0", "device": "platform/soc/30be0000.ethernet",
                          "of_node": "/soc/ethernet@30be0000"})

@@ -9,9 +9,9 @@ import pytest
 from dbus_fast import DBusError
 
 from nvmemd import errors
-from nvmemd.cli import exit_code_for
-from nvmemd.dbus_defs import ERROR_FAILED, ERROR_MAP, error_for_name, error_name_for
-from nvmemd.dbus_service import _guarded
+from nvmemd.cli.main import exit_code_for
+from nvmemd.dbus.names import ERROR_FAILED, ERROR_MAP, error_for_name, error_name_for
+from nvmemd.dbus.service import _guarded
 
 
 @pytest.mark.parametrize("error", [

@@ -20,8 +20,8 @@ import pytest
 from dbus_fast import Message, MessageType, NameFlag, RequestNameReply, Variant
 from dbus_fast.aio import MessageBus
 
-from nvmemd.dbus_fallback import FallbackInterface
-from nvmemd.dbus_service import CellInterface, ProviderInterface
+from nvmemd.dbus.fallback import FallbackInterface
+from nvmemd.dbus.service import CellInterface, ProviderInterface
 
 from .conftest import StartDaemon
 from .dbus_fixtures import NAME, ROOT, Daemon, PrivateBus, managed_objects

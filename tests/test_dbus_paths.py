@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nvmemd.dbus_paths import (
-    ROOT_PATH,
+from nvmemd.dbus.names import ROOT_PATH
+from nvmemd.dbus.paths import (
     cell_path,
     escape_label,
     provider_of_path,

@@ -188,7 +188,7 @@ def test_every_rule_names_our_destination_or_name() -> None:
 
 def test_policy_allows_exactly_the_api_interfaces() -> None:
     """The interfaces nvmemd exports (nvmemd/dbus_defs.py) are allowed, plus the standard ones."""
-    from nvmemd import dbus_defs
+    from nvmemd.dbus import names as dbus_defs
 
     assert dbus_defs.BUS_NAME == NAME
     ours = {v for k, v in vars(dbus_defs).items()
@@ -201,7 +201,7 @@ def test_policy_allows_exactly_the_api_interfaces() -> None:
 
 
 def test_polkit_action_matches_the_daemon() -> None:
-    from nvmemd import dbus_defs
+    from nvmemd.dbus import names as dbus_defs
 
     action = (REPO / "data" / "org.nvmemd.Nvmem1.policy").read_text()
     assert f'<action id="{dbus_defs.POLKIT_ACTION_READ_PROTECTED}">' in action

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nvmemd.dbus_paths import cell_path
+from nvmemd.dbus.paths import cell_path
 
 from .conftest import StartDaemon
 from .dbus_fixtures import direct_query, managed_objects

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nvmemd.dbus_paths import provider_path
+from nvmemd.dbus.paths import provider_path
 
 pytestmark = pytest.mark.integration
 

@@ -278,7 +278,7 @@ def demo_sysroot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo board (examples/demo-board), built afresh: `make demo` may run concurrently."""
     import tomllib
 
-    from nvmemd.mksysroot import build_sysroot
+    from mksysroot import build_sysroot
 
     demo = REPO / "examples" / "demo-board"
     out = tmp_path_factory.mktemp("demo") / "sysroot"

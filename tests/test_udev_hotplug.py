@@ -160,7 +160,7 @@ def wait_objects(daemon: Daemon, present: set[str], absent: set[str] = frozenset
 
 
 def cell(name: str, offset: int) -> str:
-    from nvmemd.dbus_paths import cell_path
+    from nvmemd.dbus.paths import cell_path
 
     return cell_path("0-00500", f"{name}@{offset:x},0")
 

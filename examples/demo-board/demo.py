@@ -10,16 +10,19 @@ import sys
 import tomllib
 from pathlib import Path
 
-from nvmemd.mksysroot import build_sysroot
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1] / "tools"))  # mksysroot: a developer tool, not installed
+
+from mksysroot import build_sysroot  # noqa: E402
+
 SYSROOT = HERE / "sysroot"
 QUERY = [sys.executable, "-m", "nvmemd.cli", "--sysroot", str(SYSROOT)]
 
 
 def show(*args: str) -> None:
-    print(f"\n$ nvmemd-query --sysroot {SYSROOT.relative_to(Path.cwd()) if SYSROOT.is_relative_to(Path.cwd()) else SYSROOT} "
-          + " ".join(shlex.quote(a) for a in args), flush=True)
+    shown = SYSROOT.relative_to(Path.cwd()) if SYSROOT.is_relative_to(Path.cwd()) else SYSROOT
+    print(f"\n$ nvmemd-query --sysroot {shown} " + " ".join(shlex.quote(a) for a in args),
+          flush=True)
     subprocess.run([*QUERY, *args], check=True)
 
 

@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from ..cells import CellInfo
 from ..devicetree import DtNode
-from ..errors import NvmemError
-from ..kernel_rules import Access
-from ..providers import Provider
+from ..errors import LayoutError, NvmemError
+from ..model import Access, CellInfo, Provider, Validity
 
 
 def child_path(layout: DtNode, name: str) -> str | None:
@@ -39,24 +37,25 @@ class LayoutContext:
     compatible: str  # the compatible that matched
 
 
-@dataclass(frozen=True)
-class Validity:
-    """Checksum status of self-describing media (beyond the kernel)."""
-
-    layout: str
-    status: Literal["valid", "invalid", "absent"]
-    expected: str | None = None  # checksum stored on the media (hex)
-    found: str | None = None  # checksum computed over the data (hex)
-    detail: str | None = None
-    flag: int | None = None  # redundant U-Boot environment: the flag (mark) byte
-
-
 @dataclass
 class LayoutResult:
+    """What a parser found: bytes and a node in, cells and a validity out."""
+
     cells: list[CellInfo] = field(default_factory=list)
     errors: list[NvmemError] = field(default_factory=list)
     validity: Validity | None = None
     not_created: list[str] = field(default_factory=list)  # valid nodes after a stop
+    num_macs: int | None = None  # ONIE num-macs TLV: addresses allotted from the base
+
+
+def invalid_media(layout: str, detail: str, *,
+                  status: Literal["invalid", "absent"] = "invalid",
+                  error: str | None = None, expected: str | None = None,
+                  found: str | None = None) -> LayoutResult:
+    """The probe fails (-EINVAL, *error* or *detail* in the log) and the media is invalid."""
+    return LayoutResult(errors=[LayoutError(f"{error or detail} (-EINVAL)")],
+                        validity=Validity(layout, status, expected=expected, found=found,
+                                          detail=detail))
 
 
 LayoutParser = Callable[[LayoutContext], LayoutResult]

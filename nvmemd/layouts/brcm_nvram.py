@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..cells import CellInfo, entry_from_info
+from ..cells import entry_from_info
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
-from . import LayoutContext, LayoutResult, Validity, child_path
+from ..model import CellInfo, Validity
+from . import LayoutContext, LayoutResult, child_path
 from .variables import iter_variables
 
 SOURCE: Final = "brcm-nvram"
@@ -93,8 +94,7 @@ def add_cells(ctx: LayoutContext, data: bytes, length: int
             if var.name in BRCM_NVRAM_MAC_VARIABLES:
                 cell = entry_from_info(var.name, var.offset, ETH_ALEN, ctx.access,
                                        raw_len=var.length, node=node, source=SOURCE,
-                                       post_process=ascii_mac_post_process,
-                                       post_process_name="brcm-nvram-macaddr")
+                                       post_process=ascii_mac_post_process)
             else:
                 cell = entry_from_info(var.name, var.offset, var.length, ctx.access, node=node,
                                        source=SOURCE)

@@ -8,16 +8,14 @@ result carries the CRC status (``valid``/``invalid``/``absent``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
-from ..cells import PostProcess, entry_from_info
+from ..cells import entry_from_info
 from ..crc import crc32
-from ..errors import DeviceTreeError, LayoutError, NvmemError
+from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import eth_addr_add
-from . import LayoutContext, LayoutResult, Validity, child_path
-
-if TYPE_CHECKING:
-    from ..registry import ProviderEntry, Registry
+from ..model import PostProcess, Validity
+from . import LayoutContext, LayoutResult, child_path, invalid_media
 
 SOURCE: Final = "onie-tlv"
 
@@ -29,6 +27,8 @@ ONIE_TLV_HDR_ID: Final = b"TlvInfo\0"
 #: sizeof(struct onie_tlv_hdr): id[8], version, __be16 data_len
 ONIE_TLV_HDR_LEN: Final = 11
 ONIE_TLV_CRC_TYPE: Final = 0xFE
+#: ONIE's TLV_CODE_MAC_SIZE: a big-endian u16, how many addresses start at 0x24
+ONIE_TLV_NUM_MACS: Final = 0x2A
 
 #: drivers/nvmem/layouts/onie-tlv.c: onie_tlv_cell_name()
 ONIE_TLV_CELL_NAMES: Final[dict[int, str]] = {
@@ -58,8 +58,8 @@ def onie_tlv_mac_read_cb(cell_id: str, index: int, buf: bytes) -> bytes:
 
 
 #: onie-tlv.c: onie_tlv_read_cb(): type → read_post_process
-ONIE_TLV_READ_CB: Final[dict[int, tuple[PostProcess, str]]] = {
-    0x24: (onie_tlv_mac_read_cb, "onie-tlv-mac"),
+ONIE_TLV_READ_CB: Final[dict[int, PostProcess]] = {
+    0x24: onie_tlv_mac_read_cb,
 }
 
 
@@ -80,24 +80,21 @@ def parse(ctx: LayoutContext) -> LayoutResult:
         status: Literal["absent", "invalid"] = "absent" if _blank(hdr) else "invalid"
         expected = ONIE_TLV_HDR_ID if hdr[:8] != ONIE_TLV_HDR_ID else "version 1"
         detail = f"{why}: expected {expected!r}, found {found!r}"
-        return LayoutResult(
-            errors=[LayoutError(f"{detail}; Invalid ONIE TLV header (-EINVAL)")],
-            validity=Validity(SOURCE, status, detail=detail))
+        return invalid_media(SOURCE, detail, status=status,
+                             error=f"{detail}; Invalid ONIE TLV header")
     data_len = int.from_bytes(hdr[9:11], "big")
     table_len = ONIE_TLV_HDR_LEN + data_len
     if table_len > ONIE_TLV_MAX_LEN:
         detail = (f"Invalid ONIE TLV data length: {table_len} bytes with the header, "
                   f"at most {ONIE_TLV_MAX_LEN}")
-        return LayoutResult(errors=[LayoutError(detail + " (-EINVAL)")],
-                            validity=Validity(SOURCE, "invalid", detail=detail))
+        return invalid_media(SOURCE, detail)
     if table_len > ctx.size or data_len < ONIE_TLV_CRC_FIELD_SZ:
         # The kernel would read past the device (the driver's answer decides) or before
         # the table (data_len < 6: the CRC field overlaps the header); nvmemd refuses both.
         detail = (f"table of {table_len} bytes does not fit the device ({ctx.size} bytes)"
                   if table_len > ctx.size else
                   f"table of {data_len} data bytes has no room for the CRC field")
-        return LayoutResult(errors=[LayoutError(f"Invalid CRC field: {detail} (-EINVAL)")],
-                            validity=Validity(SOURCE, "invalid", detail=detail))
+        return invalid_media(SOURCE, detail, error=f"Invalid CRC field: {detail}")
     table = ctx.read(0, table_len)
     if len(table) != table_len:
         raise LayoutError(f"-EIO: short read of the ONIE TLV table ({len(table)} of "
@@ -107,16 +104,14 @@ def parse(ctx: LayoutContext) -> LayoutResult:
         detail = (f"Invalid CRC field: expected type 0xfe length 4 at "
                   f"{table_len - ONIE_TLV_CRC_FIELD_SZ:#x}, found type {crc_hdr[0]:#04x} "
                   f"length {crc_hdr[1]}")
-        return LayoutResult(errors=[LayoutError(detail + " (-EINVAL)")],
-                            validity=Validity(SOURCE, "invalid", detail=detail))
+        return invalid_media(SOURCE, detail)
     read_crc = int.from_bytes(table[table_len - ONIE_TLV_CRC_SZ :], "big")
     calc_crc = crc32(table[: table_len - ONIE_TLV_CRC_SZ])
     if read_crc != calc_crc:
-        return LayoutResult(
-            errors=[LayoutError(f"Invalid CRC read: 0x{read_crc:08x}, expected: "
-                                f"0x{calc_crc:08x} (-EINVAL)")],
-            validity=Validity(SOURCE, "invalid", expected=f"0x{read_crc:08x}",
-                              found=f"0x{calc_crc:08x}", detail="CRC-32 mismatch"))
+        return invalid_media(SOURCE, "CRC-32 mismatch",
+                             error=f"Invalid CRC read: 0x{read_crc:08x}, expected: "
+                                   f"0x{calc_crc:08x}",
+                             expected=f"0x{read_crc:08x}", found=f"0x{calc_crc:08x}")
     result = add_cells(ctx, table[ONIE_TLV_HDR_LEN:], data_len)
     result.validity = Validity(SOURCE, "valid", expected=f"0x{read_crc:08x}",
                                found=f"0x{calc_crc:08x}")
@@ -139,28 +134,17 @@ def add_cells(ctx: LayoutContext, data: bytes, data_len: int) -> LayoutResult:
             break
         name = ONIE_TLV_CELL_NAMES.get(tlv_type)
         if name is not None:
-            pp, pp_name = ONIE_TLV_READ_CB.get(tlv_type, (None, None))
+            pp = ONIE_TLV_READ_CB.get(tlv_type)
             try:
                 cell = entry_from_info(
                     name, ONIE_TLV_HDR_LEN + offset + 2, tlv_len, ctx.access,
                     node=child_path(ctx.node, name), source=SOURCE,
-                    post_process=pp, post_process_name=pp_name)
+                    post_process=pp)
             except DeviceTreeError as e:  # nvmem_add_one_cell() failed: stop, keep the rest
                 result.errors.append(LayoutError(str(e)))
                 break
             result.cells.append(cell)
+            if tlv_type == ONIE_TLV_NUM_MACS:
+                result.num_macs = int.from_bytes(data[offset + 2 : offset + 2 + tlv_len], "big")
         offset += 2 + tlv_len
     return result
-
-
-
-
-def num_macs(registry: Registry, entry: ProviderEntry) -> int | None:
-    """The ``num-macs`` TLV (big-endian u16) of *entry*: how many MACs start at its base."""
-    cell = next((c for c in entry.cells if c.source == SOURCE and c.name == "num-macs"), None)
-    if cell is None:
-        return None
-    try:
-        return int.from_bytes(registry.read_cell(entry, cell), "big")
-    except NvmemError:
-        return None

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..cells import PostProcess, entry_from_info
+from ..cells import entry_from_info
 from ..crc import crc8
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, eth_addr_add, is_valid_ether_addr
-from . import LayoutContext, LayoutResult, Validity, child_path
+from ..model import PostProcess, Validity
+from . import LayoutContext, LayoutResult, child_path, invalid_media
 
 SOURCE: Final = "sl28-vpd"
 
@@ -36,9 +37,9 @@ def sl28vpd_mac_address_pp(cell_id: str, index: int, buf: bytes) -> bytes:
 
 
 #: drivers/nvmem/layouts/sl28vpd.c: sl28vpd_v1_entries[] (name, offsetof, sizeof_field, pp)
-SL28VPD_V1_ENTRIES: Final[tuple[tuple[str, int, int, PostProcess | None, str | None], ...]] = (
-    ("serial-number", 2, 15, None, None),
-    ("base-mac-address", 17, ETH_ALEN, sl28vpd_mac_address_pp, "sl28vpd-mac"),
+SL28VPD_V1_ENTRIES: Final[tuple[tuple[str, int, int, PostProcess | None], ...]] = (
+    ("serial-number", 2, 15, None),
+    ("base-mac-address", 17, ETH_ALEN, sl28vpd_mac_address_pp),
 )
 
 
@@ -47,37 +48,30 @@ def parse(ctx: LayoutContext) -> LayoutResult:
         # nvmem_device_read() past the end: the provider's reg_read decides; -EIO here.
         raise LayoutError(f"-EIO: device too small for VPD v1 ({ctx.size} bytes, "
                           f"{SL28VPD_V1_SIZE} needed)")
-    hdr = ctx.read(0, 2)
-    if len(hdr) != 2:
-        raise LayoutError("-EIO: short read of the VPD header")
-    blank = hdr in (b"\xff\xff", b"\0\0")
-    if hdr[0] != SL28VPD_MAGIC:
-        detail = f"Invalid magic value ({hdr[0]:02x}), expected {SL28VPD_MAGIC:02x}"
-        return LayoutResult(errors=[LayoutError(detail + " (-EINVAL)")],
-                            validity=Validity(SOURCE, "absent" if blank else "invalid",
-                                              detail=detail))
-    if hdr[1] != 1:
-        detail = f"Version {hdr[1]} is unsupported (expected 1)"
-        return LayoutResult(errors=[LayoutError(detail + " (-EINVAL)")],
-                            validity=Validity(SOURCE, "invalid", detail=detail))
+    # One read of the whole v1 structure (the device holds at least that much):
+    # the header checks below look at its first two bytes.
     data = ctx.read(0, SL28VPD_V1_SIZE)
     if len(data) != SL28VPD_V1_SIZE:
         raise LayoutError(f"-EIO: short read of VPD v1 ({len(data)} bytes)")
+    blank = data[:2] in (b"\xff\xff", b"\0\0")
+    if data[0] != SL28VPD_MAGIC:
+        return invalid_media(SOURCE, f"Invalid magic value ({data[0]:02x}), expected "
+                             f"{SL28VPD_MAGIC:02x}", status="absent" if blank else "invalid")
+    if data[1] != 1:
+        return invalid_media(SOURCE, f"Version {data[1]} is unsupported (expected 1)")
     crc = crc8(data[: SL28VPD_V1_SIZE - 1], SL28VPD_CRC8_POLY, 0)
     stored = data[SL28VPD_V1_SIZE - 1]
     if crc != stored:
-        return LayoutResult(
-            errors=[LayoutError(f"Checksum is invalid (got {crc:02x}, expected {stored:02x}) "
-                                "(-EINVAL)")],
-            validity=Validity(SOURCE, "invalid", expected=f"0x{stored:02x}",
-                              found=f"0x{crc:02x}", detail="CRC-8 mismatch"))
+        return invalid_media(SOURCE, "CRC-8 mismatch",
+                             error=f"Checksum is invalid (got {crc:02x}, expected {stored:02x})",
+                             expected=f"0x{stored:02x}", found=f"0x{crc:02x}")
     result = LayoutResult(validity=Validity(SOURCE, "valid", expected=f"0x{stored:02x}",
                                             found=f"0x{crc:02x}"))
-    for name, offset, size, pp, pp_name in SL28VPD_V1_ENTRIES:
+    for name, offset, size, pp in SL28VPD_V1_ENTRIES:
         try:
             result.cells.append(entry_from_info(
                 name, offset, size, ctx.access, node=child_path(ctx.node, name),
-                source=SOURCE, post_process=pp, post_process_name=pp_name))
+                source=SOURCE, post_process=pp))
         except DeviceTreeError as e:
             result.errors.append(LayoutError(str(e)))
             break

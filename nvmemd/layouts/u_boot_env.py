@@ -11,28 +11,24 @@ driver and the ``drivers/nvmem/u-boot-env.c`` platform driver use:
 - one cell per ``name=value``, at the absolute offset of the value,
   ``bytes = strlen(value)``; ``ethaddr`` becomes 6 binary bytes.
 
-Beyond the kernel (which parses each device alone), :func:`select_redundant_copies`
+Beyond the kernel (which parses each device alone), :func:`choose_copy`
 picks the copy in use when a redundant environment lives in two providers, with
 libubootenv's rules (``src/uboot_env.c: libuboot_load()``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
-from ..cells import CellInfo, entry_from_info
+from ..cells import entry_from_info
 from ..crc import crc32
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
-from . import LayoutContext, LayoutResult, Validity, child_path
+from ..model import CellInfo, Validity
+from . import LayoutContext, LayoutResult, child_path
 from .variables import iter_variables
-
-if TYPE_CHECKING:
-    from ..devicetree import DeviceTree
-    from ..registry import ProviderEntry
 
 SOURCE: Final = "u-boot-env"
 
@@ -128,8 +124,7 @@ def _cell(ctx: LayoutContext, name: str, offset: int, length: int) -> CellInfo |
         if name == ETHADDR:
             return entry_from_info(name, offset, ETH_ALEN, ctx.access, raw_len=length,
                                    node=node, source=SOURCE,
-                                   post_process=ascii_mac_post_process,
-                                   post_process_name="u-boot-env-ethaddr")
+                                   post_process=ascii_mac_post_process)
         return entry_from_info(name, offset, length, ctx.access, node=node, source=SOURCE)
     except DeviceTreeError as e:
         return LayoutError(f"variable {name}: {e} (cell skipped)")
@@ -177,102 +172,3 @@ def choose_copy(flag_type: str, copies: tuple[EnvCopy, EnvCopy]) -> int | None:
         elif b.flag == 0xFF and a.flag == 0:
             current = 0
     return current
-
-
-def _env_compatible(tree: DeviceTree, of_node: str) -> str | None:
-    np = tree.node(of_node)
-    candidates = list(np.compatible())
-    layout = np.child_by_name("nvmem-layout")
-    if layout is not None:
-        candidates = layout.compatible() + candidates
-    for c in candidates:
-        if c.lower() in REDUNDANT_FLAG_TYPES:
-            return c.lower()
-    return None
-
-
-def select_redundant_copies(entries: dict[str, ProviderEntry], tree: DeviceTree
-                            ) -> dict[str, ProviderEntry]:
-    """Pair redundant U-Boot environments and mark the copy not in use.
-
-    Two providers form a pair when their environment has the same redundant
-    compatible and their DT nodes are siblings (two partitions of one flash, as
-    the two lines of fw_env.config).  The copy not in use gets ``standby_of``
-    (the registry's name lookup prefers the copy in use); both get a note and
-    the decision in their validity detail.  The cells of both stay listed.
-    """
-    groups: dict[tuple[str, str], list[tuple[ProviderEntry, Validity]]] = {}
-    entries = {name: _unrelated(entry) for name, entry in entries.items()}
-    for entry in entries.values():
-        val = next((v for v in entry.validity if v.layout == SOURCE and v.flag is not None),
-                   None)
-        of_node = entry.provider.of_node
-        if val is None or of_node is None:
-            continue
-        compat = _env_compatible(tree, of_node)
-        if compat is None:
-            continue
-        parent = of_node.rsplit("/", 1)[0] or "/"
-        groups.setdefault((compat, parent), []).append((entry, val))
-    out = dict(entries)
-    for (compat, parent), members in groups.items():
-        if len(members) != 2:
-            if len(members) > 2:
-                for entry, _ in members:
-                    out[entry.name] = dataclasses.replace(entry, notes=(*entry.notes, (
-                        f"redundant U-Boot environment: {len(members)} copies under {parent}; "
-                        "no copy chosen (two expected)")))
-            continue
-        order = [c.basename for c in tree.node(parent).children()]
-        members.sort(key=lambda m: order.index(_basename(m[0])) if _basename(m[0]) in order
-                     else len(order))
-        copies = (EnvCopy(members[0][0].name, members[0][1].status == "valid",
-                          members[0][1].flag or 0),
-                  EnvCopy(members[1][0].name, members[1][1].status == "valid",
-                          members[1][1].flag or 0))
-        chosen = choose_copy(REDUNDANT_FLAG_TYPES[compat], copies)
-        for i, (entry, val) in enumerate(members):
-            other = copies[1 - i]
-            me = copies[i]
-            if chosen is None:
-                text = (f"redundant U-Boot environment ({compat}): neither this copy nor "
-                        f"{other.provider} is valid")
-                standby = None
-            elif chosen == i:
-                text = (f"redundant U-Boot environment ({compat}): this copy (flag "
-                        f"0x{me.flag:02x}) is in use; {other.provider} (flag 0x{other.flag:02x}"
-                        f", {'valid' if other.valid else 'invalid'}) is the other copy")
-                standby = None
-            else:
-                text = (f"redundant U-Boot environment ({compat}): {other.provider} (flag "
-                        f"0x{other.flag:02x}) is in use; this copy (flag 0x{me.flag:02x}, "
-                        f"{'valid' if me.valid else 'invalid'}) is not")
-                standby = other.provider
-            validity = tuple(
-                dataclasses.replace(v, detail=text if not v.detail else f"{v.detail}{_SEP}{text}")
-                if v is val else v for v in entry.validity)
-            out[entry.name] = dataclasses.replace(entry, notes=(*entry.notes, text),
-                                                  validity=validity, standby_of=standby)
-    return out
-
-
-_NOTE: Final = "redundant U-Boot environment"
-_SEP: Final = "; "
-
-
-def _unrelated(entry: ProviderEntry) -> ProviderEntry:
-    """*entry* without an earlier selection (the daemon re-relates after each change)."""
-    if entry.standby_of is None and not any(n.startswith(_NOTE) for n in entry.notes):
-        return entry
-    validity = []
-    for v in entry.validity:
-        detail = v.detail
-        if detail is not None and _NOTE in detail:
-            detail = detail[: detail.index(_NOTE)].removesuffix(_SEP) or None
-        validity.append(dataclasses.replace(v, detail=detail))
-    return dataclasses.replace(entry, standby_of=None, validity=tuple(validity),
-                               notes=tuple(n for n in entry.notes if not n.startswith(_NOTE)))
-
-
-def _basename(entry: ProviderEntry) -> str:
-    return (entry.provider.of_node or "").rsplit("/", 1)[-1]

@@ -12,8 +12,8 @@ from nvmemd.cells import decode_cell
 from nvmemd.crc import crc8
 from nvmemd.devicetree import DeviceTree, DtNode
 from nvmemd.errors import LayoutError
-from nvmemd.kernel_rules import BYTE_ACCESS, Access
 from nvmemd.layouts import LayoutContext, LayoutResult
+from nvmemd.model import BYTE_ACCESS, Access
 from nvmemd.sysroot import Sysroot
 
 

@@ -254,19 +254,19 @@ def test_fuzz(body: bytes, compatible: str, fix_crc: bool) -> None:
 def test_selection_is_idempotent(tmp_path: Path) -> None:
     """The daemon re-relates the entries after every hotplug change."""
     from nvmemd.config import load_config
-    from nvmemd.layouts.u_boot_env import select_redundant_copies
+    from nvmemd.registration import relate_providers
     from nvmemd.registry import scan
     from nvmemd.sysroot import Sysroot
 
     root = env_sysroot(tmp_path, redundant(b"old", 4), redundant(b"new", 5))
     sysroot = Sysroot(root)
     registry = scan(sysroot, load_config(sysroot, None))
-    assert registry.tree is not None
-    again = select_redundant_copies(dict(registry.entries), registry.tree)
+    again = relate_providers(dict(registry.entries), registry.tree)
     assert again == registry.entries
-    assert again["mtd1"].standby_of == "mtd2" and again["mtd2"].standby_of is None
+    assert again["mtd1"].standby and not again["mtd2"].standby
+    assert again["mtd1"].redundant is not None and again["mtd1"].redundant.peer == "mtd2"
     # the partner goes away: the remaining copy loses the selection
-    alone = select_redundant_copies({"mtd1": registry.entries["mtd1"]}, registry.tree)
-    assert alone["mtd1"].standby_of is None
-    assert not [n for n in alone["mtd1"].notes if "redundant" in n]
+    alone = relate_providers({"mtd1": registry.entries["mtd1"]}, registry.tree)
+    assert alone["mtd1"].redundant is None and not alone["mtd1"].standby
+    assert not [n for n in alone["mtd1"].all_notes() if "redundant" in n]
     assert alone["mtd1"].validity[0].detail is None

@@ -29,13 +29,15 @@ from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from mksysroot import DT_BASE, add_provider
 
-from nvmemd import cli
+from nvmemd.cli import main as cli
 from nvmemd.config import Config
 from nvmemd.devicetree import DeviceTree
 from nvmemd.errors import NvmemError
-from nvmemd.mksysroot import DT_BASE, add_provider
-from nvmemd.registry import BrokenProvider, ProviderEntry, scan, scan_provider
+from nvmemd.model import BrokenProvider, ProviderEntry
+from nvmemd.registration import scan_provider
+from nvmemd.registry import scan
 from nvmemd.sysroot import Sysroot
 
 FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,

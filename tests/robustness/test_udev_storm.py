@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from nvmemd.dbus_paths import cell_path, provider_path
+from nvmemd.dbus.paths import cell_path, provider_path
 
 from ..conftest import StartDaemon
 from ..dbus_fixtures import REPO, TIMEOUT, Daemon, managed_objects

@@ -21,7 +21,7 @@ time and memory.  sd-bus has "fallback vtables" for this; here it is:
   path without exports is the same as for an exported one.
 
 Which paths are objects, the introspection of their parents and
-``GetManagedObjects`` are the caller's business (nvmemd.dbus_service).
+``GetManagedObjects`` are the caller's business (nvmemd.dbus.service).
 
 Uses only what both dbus-fast 5.x and Debian bookworm's 1.84 provide.
 """

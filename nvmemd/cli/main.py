@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, BinaryIO, Final
 
-from . import __version__
-from .errors import (
+from .. import __version__
+from ..errors import (
     AccessDeniedError,
     ConfigError,
     InvalidArgumentError,
@@ -24,8 +24,8 @@ from .errors import (
     ProviderIOError,
     SysrootError,
 )
+from ..macaddr import MAC_MODES
 from .formats import FORMATS, format_value
-from .macaddr import MAC_MODES
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1  # also: `verify` found differences
@@ -189,7 +189,7 @@ def run(args: argparse.Namespace, out: BinaryIO) -> int:
             backend.close()
     if args.command == "wait":
         return _direct_wait(args)
-    from .backend_direct import DirectBackend
+    from .direct import DirectBackend
 
     only = named_provider(args)
     return dispatch(DirectBackend.open(args.sysroot, args.config, only), args, out)
@@ -205,8 +205,8 @@ def named_provider(args: argparse.Namespace) -> str | None:
         return str(args.provider)
     head, colon, _ = args.spec.partition(":")
     if colon and not args.spec.startswith("/") and head:
-        from .providers import NVMEM_BUS
-        from .sysroot import Sysroot
+        from ..providers import NVMEM_BUS
+        from ..sysroot import Sysroot
 
         if os.path.lexists(Sysroot.from_arg(args.sysroot).host_path(f"{NVMEM_BUS}/{head}")):
             return str(head)
@@ -249,7 +249,7 @@ def _dbus_backend(args: argparse.Namespace) -> Any:
             return None
         if not _system_bus_present():
             return None
-    from .backend_dbus import DBusBackend
+    from ..dbus.client import DBusBackend
 
     return DBusBackend.connect(args.address, args.session, require_daemon=explicit)
 
@@ -258,9 +258,9 @@ def _direct_wait(args: argparse.Namespace) -> int:
     """``wait`` without the daemon: rescan sysfs until the cell is there."""
     import time
 
-    from .config import load_config
-    from .registry import scan
-    from .sysroot import Sysroot
+    from ..config import load_config
+    from ..registry import scan
+    from ..sysroot import Sysroot
 
     if not args.spec:
         raise InvalidArgumentError("empty cell specification")
@@ -283,8 +283,8 @@ def snapshot(args: argparse.Namespace, out: BinaryIO) -> int:
     """Always direct: a snapshot records sysfs itself, not the daemon's view."""
     from pathlib import Path
 
-    from .snapshot import take_snapshot
-    from .sysroot import Sysroot
+    from ..snapshot import take_snapshot
+    from ..sysroot import Sysroot
 
     info = take_snapshot(Sysroot.from_arg(args.sysroot), Path(args.output),
                          args.include_protected, args.max_provider_bytes)
@@ -394,7 +394,7 @@ def _get(backend: Any, args: argparse.Namespace) -> tuple[dict[str, Any], bytes]
 
 def _mac_value(record: dict[str, Any], value: bytes, args: argparse.Namespace) -> bytes:
     """The MAC a ``--format mac`` read prints: mac-base decoded, then ``--index`` added."""
-    from .macaddr import decode_mac_base, derive
+    from ..macaddr import decode_mac_base, derive
 
     if record.get("mac_base"):
         # nvmemd extension (OpenWrt's mac-base decoding; mainline returns the raw cell)

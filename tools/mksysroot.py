@@ -7,7 +7,7 @@ provider ``sys/bus/nvmem/devices/<name>`` → ``sys/devices/.../<name>`` with
 ``nvmem``, ``type``, ``force_ro``, ``uevent``, ``subsystem`` and ``of_node``.
 Used by the demo board and the tests; handy to reproduce a bug report too::
 
-    python3 -m nvmemd.mksysroot board.dts board.toml OUT
+    python3 -m mksysroot board.dts board.toml OUT
 
 The board description (TOML)::
 
@@ -217,7 +217,7 @@ def build_sysroot(dts: Path, board: dict[str, Any], out: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python3 -m nvmemd.mksysroot", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python3 -m mksysroot", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("dts", type=Path)
     ap.add_argument("board", type=Path, help="board description (TOML)")

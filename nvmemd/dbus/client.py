@@ -1,4 +1,4 @@
-"""The CLI's D-Bus back end: the same records as :mod:`nvmemd.backend_direct`, from nvmemd.
+"""The CLI's D-Bus back end: the same records as :mod:`nvmemd.cli.direct`, from nvmemd.
 
 Imported only once the CLI knows that a bus is there (importing dbus-fast
 costs several times the start-up of Python).  Every method is synchronous
@@ -18,20 +18,20 @@ from typing import Any, TypeVar
 from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from .backend_direct import DUMP_CHUNK
-from .dbus_defs import (
+from ..errors import InvalidArgumentError, NvmemError, ProviderGoneError
+from ..model import BrokenProvider
+from ..records import CellRecord, broken_record
+from .names import (
     BUS_NAME,
     CELL_IFACE,
     MANAGER_IFACE,
+    MAX_READ,
     OBJECT_MANAGER_IFACE,
     PROPERTIES_IFACE,
     PROVIDER_IFACE,
+    ROOT_PATH,
     error_for_name,
 )
-from .dbus_paths import ROOT_PATH
-from .errors import InvalidArgumentError, NvmemError, ProviderGoneError
-from .records import CellRecord, broken_record
-from .registry import BrokenProvider
 
 T = TypeVar("T")
 
@@ -195,7 +195,7 @@ class DBusBackend:
         chunks: list[bytes] = []
         pos = offset
         while pos < end or (pos == offset and not chunks):
-            n = min(DUMP_CHUNK, end - pos)
+            n = min(MAX_READ, end - pos)
             (data,) = self._call(path, PROVIDER_IFACE, "Read", "tu", [pos, n])
             chunks.append(bytes(data))
             pos += n

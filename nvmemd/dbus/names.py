@@ -6,10 +6,9 @@ nvmemd exception classes before deciding whether to import the bus library.
 
 from __future__ import annotations
 
-from typing import Final, TypedDict
+from typing import Final
 
-from .dbus_paths import PROVIDERS_PATH, ROOT_PATH
-from .errors import (
+from ..errors import (
     AccessDeniedError,
     ConfigError,
     InvalidArgumentError,
@@ -21,16 +20,18 @@ from .errors import (
 )
 
 BUS_NAME: Final = "org.nvmemd.Nvmem1"
+ROOT_PATH: Final = "/org/nvmemd/Nvmem1"
+PROVIDERS_PATH: Final = ROOT_PATH + "/providers"
 MANAGER_IFACE: Final = "org.nvmemd.Nvmem1.Manager"
 PROVIDER_IFACE: Final = "org.nvmemd.Nvmem1.Provider"
 CELL_IFACE: Final = "org.nvmemd.Nvmem1.Cell"
 OBJECT_MANAGER_IFACE: Final = "org.freedesktop.DBus.ObjectManager"
 PROPERTIES_IFACE: Final = "org.freedesktop.DBus.Properties"
 
-__all__ = ["BUS_NAME", "PROVIDERS_PATH", "ROOT_PATH"]
-
 #: The polkit action that lets a caller read root-only providers.
 POLKIT_ACTION_READ_PROTECTED: Final = "org.nvmemd.Nvmem1.read-protected"
+#: The polkit action that lets a caller rescan everything (Manager.Reload).
+POLKIT_ACTION_RELOAD: Final = "org.nvmemd.Nvmem1.reload"
 
 #: Provider.Read() refuses longer reads (InvalidArgument).
 MAX_READ: Final = 64 * 1024
@@ -65,31 +66,3 @@ def error_for_name(name: str, message: str) -> NvmemError:
         if mapped == name:
             return cls(message)
     return NvmemError(message)
-
-
-class ProviderProps(TypedDict):
-    """``org.nvmemd.Nvmem1.Provider`` properties (``Details``: the JSON provider record)."""
-
-    Name: str
-    Type: str
-    Size: int
-    ReadOnly: bool
-    RootOnly: bool
-    OfNode: str
-    Compatible: list[str]
-    Cells: list[str]
-    Details: str
-
-
-class CellProps(TypedDict):
-    """``org.nvmemd.Nvmem1.Cell`` properties."""
-
-    Name: str
-    SysfsName: str
-    Provider: str
-    Offset: int
-    BitOffset: int
-    NBits: int
-    Bytes: int
-    Source: str
-    OfNode: str

@@ -20,7 +20,7 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from .dbus_defs import POLKIT_ACTION_READ_PROTECTED
+from .names import POLKIT_ACTION_READ_PROTECTED, POLKIT_ACTION_RELOAD
 
 log = logging.getLogger(__name__)
 
@@ -172,3 +172,18 @@ class AccessPolicy:
         if self.gids & creds.gids:
             return True
         return await polkit_allows(bus, sender, POLKIT_ACTION_READ_PROTECTED, interactive)
+
+    async def may_reload(self, bus: MessageBus, sender: str | None,
+                         interactive: bool = False) -> bool:
+        """Reload is an administrator's action: root, or polkit's ``reload`` action
+        (auth_admin by default).  The reader groups do not grant it."""
+        if sender is None:
+            return False
+        try:
+            creds = await self.credentials(bus, sender)
+        except BusCallError as e:
+            log.warning("cannot identify caller %s: %s", sender, e)
+            return False
+        if creds.uid == 0:
+            return True
+        return await polkit_allows(bus, sender, POLKIT_ACTION_RELOAD, interactive)

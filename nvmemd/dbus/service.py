@@ -17,7 +17,7 @@ The manager and the providers are exported dbus-fast ``ServiceInterface``
 objects.  Cells are not: there can be tens of thousands, and an exported
 ``ServiceInterface`` costs about 3.3 KB and 60–90 µs each.  :class:`Service`
 answers every call to a cell path itself, from a message handler that runs
-before dbus-fast's dispatch (a fallback vtable, nvmemd.dbus_fallback), with
+before dbus-fast's dispatch (a fallback vtable, nvmemd.dbus.fallback), with
 :class:`CellInterface` as the definition and a :class:`CellObject` per cell.
 It also answers ``Introspect`` of the parents of cells (``…/providers/<p>``
 and ``…/cells``) and ``GetManagedObjects``, so clients see the same objects as
@@ -49,20 +49,19 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.constants import PropertyAccess
 from dbus_fast.service import ServiceInterface, dbus_property, method
 
-from . import __version__
-from .access import AccessPolicy
-from .backend_direct import DirectBackend
-from .cells import CellInfo
-from .dbus_defs import (
-    CELL_IFACE,
-    ERROR_FAILED,
-    MANAGER_IFACE,
-    MAX_READ,
-    OBJECT_MANAGER_IFACE,
-    PROVIDER_IFACE,
-    error_name_for,
+from .. import __version__
+from ..errors import (
+    AccessDeniedError,
+    InvalidArgumentError,
+    NotFoundError,
+    NvmemError,
+    ProviderGoneError,
 )
-from .dbus_fallback import (
+from ..model import CellInfo, ProviderEntry
+from ..query import Query, denied
+from ..records import provider_record
+from ..registry import Registry
+from .fallback import (
     INTROSPECTABLE_IFACE,
     FallbackInterface,
     bare_node,
@@ -70,17 +69,19 @@ from .dbus_fallback import (
     error_reply,
     expects_reply,
 )
-from .dbus_paths import PROVIDERS_PATH, ROOT_PATH, cell_path, provider_path
-from .devicetree import DeviceTree
-from .errors import (
-    AccessDeniedError,
-    InvalidArgumentError,
-    NotFoundError,
-    NvmemError,
-    ProviderGoneError,
+from .names import (
+    CELL_IFACE,
+    ERROR_FAILED,
+    MANAGER_IFACE,
+    MAX_READ,
+    OBJECT_MANAGER_IFACE,
+    PROVIDER_IFACE,
+    PROVIDERS_PATH,
+    ROOT_PATH,
+    error_name_for,
 )
-from .records import cell_record_with_value, provider_record
-from .registry import ProviderEntry, Registry
+from .paths import cell_path, provider_path
+from .polkit import AccessPolicy
 
 log = logging.getLogger(__name__)
 
@@ -183,36 +184,6 @@ def _check_spec(spec: str) -> None:
         raise InvalidArgumentError("invalid cell specification")
 
 
-def denied(entry: ProviderEntry) -> AccessDeniedError:
-    """The message direct mode gives an unprivileged reader (reader._translate)."""
-    return AccessDeniedError(f"{entry.name}: permission denied (root-only provider)")
-
-
-class _DeniedRegistry(Registry):
-    """The registry as an unprivileged caller sees it: root-only bytes are refused.
-
-    Lets the record builders of :mod:`nvmemd.records` run unchanged for a caller
-    and give the answers direct mode gives that user.
-    """
-
-    def read_cell(self, entry: ProviderEntry, *args: Any, **kwargs: Any) -> bytes:
-        if entry.provider.root_only:
-            raise denied(entry)
-        return super().read_cell(entry, *args, **kwargs)
-
-    def read_provider(self, entry: ProviderEntry, *args: Any, **kwargs: Any) -> bytes:
-        if entry.provider.root_only:
-            raise denied(entry)
-        return super().read_provider(entry, *args, **kwargs)
-
-
-def _as_caller_sees(registry: Registry, allowed: bool) -> Registry:
-    if allowed:
-        return registry
-    return _DeniedRegistry(**{f.name: getattr(registry, f.name)
-                              for f in dataclasses.fields(registry)})
-
-
 class CellObject:
     """One cell on the bus, all it costs: what :class:`CellInterface`'s members read.
 
@@ -263,17 +234,18 @@ class Service:
             return self.state.registry.read_cell(entry, cell)
         return await asyncio.to_thread(self.state.registry.read_cell, entry, cell)
 
-    async def registry_for_caller(self, entries: list[ProviderEntry]) -> Registry:
-        """The registry, with root-only reads refused unless the caller may read *entries*."""
+    async def query_for_caller(self, entries: list[ProviderEntry]) -> Query:
+        """The query layer as the caller may use it: root-only reads refused unless the
+        caller may read *entries*."""
         registry = self.state.registry
         protected = [e for e in entries if e.provider.root_only]
         if not protected:
-            return registry
+            return Query(registry)
         try:
             await self.check_read(protected[0])
         except AccessDeniedError:
-            return _as_caller_sees(registry, False)
-        return registry
+            return Query(registry, may_read_protected=False)
+        return Query(registry)
 
     # --- export --------------------------------------------------------------
 
@@ -484,8 +456,8 @@ class ManagerInterface(ServiceInterface):
         """``nvmemd-query get --json``'s record (JSON) and the value, as direct mode gives them."""
         registry = self._service.state.registry
         entry, _cell = registry.resolve_cell(spec, provider or None)
-        as_seen = await self._service.registry_for_caller([entry])
-        record, value = await asyncio.to_thread(DirectBackend(as_seen).get, spec, provider or None)
+        query = await self._service.query_for_caller([entry])
+        record, value = await asyncio.to_thread(query.get, spec, provider or None)
         return [json.dumps(record, ensure_ascii=False), value]
 
     @method(name="ReadCellByName")
@@ -503,7 +475,7 @@ class ManagerInterface(ServiceInterface):
         ``of_nvmem_cell_get()`` (nvmemd.consumers): the consumer's id and index
         argument reach the post-processing, as in the kernel.
         """
-        from .consumers import lookup
+        from ..consumers import lookup
 
         registry = self._service.state.registry
         entry, cell, ref = await asyncio.to_thread(lookup, registry, consumer, name)
@@ -523,28 +495,27 @@ class ManagerInterface(ServiceInterface):
         if bool(consumer) == bool(netdev):
             raise InvalidArgumentError("give exactly one of a consumer node and a netdev")
         _check_spec(name)
-        from .consumers import lookup, netdev_of_node
+        from ..consumers import lookup, netdev_of_node
 
         registry = self._service.state.registry
 
         def find() -> ProviderEntry:  # no read yet: access is checked first
             node = consumer
             if netdev:
-                node = netdev_of_node(registry.sysroot,
-                                      registry.tree or DeviceTree(registry.sysroot), netdev)
+                node = netdev_of_node(registry.sysroot, registry.tree, netdev)
             return lookup(registry, node, name)[0]
 
         entry = await asyncio.to_thread(find)
-        as_seen = await self._service.registry_for_caller([entry])
+        query = await self._service.query_for_caller([entry])
         record, value = await asyncio.to_thread(
-            DirectBackend(as_seen).get_consumer, name, consumer or None, netdev or None)
+            query.get_consumer, name, consumer or None, netdev or None)
         return [json.dumps(record, ensure_ascii=False), value]
 
     @method(name="Reload")
     @_guarded
     async def reload(self) -> None:
         call = CURRENT_CALL.get()
-        if not await self._service.state.access.may_read_protected(
+        if not await self._service.state.access.may_reload(
                 self._service.bus, call.sender if call else None,
                 call.interactive if call else False):
             raise AccessDeniedError("reloading nvmemd needs privileges")
@@ -557,7 +528,7 @@ class ManagerInterface(ServiceInterface):
         protected = [e for e in registry if e.provider.root_only and e.provider.has_kernel_cells]
         for entry in protected[:1]:
             await self._service.check_read(entry)
-        report = await asyncio.to_thread(DirectBackend(registry).verify)
+        report = await asyncio.to_thread(Query(registry).verify)
         return [report["checked"], report["skipped"], report["differences"]]
 
 
@@ -683,10 +654,10 @@ class CellInterface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ, name="Consumers")
     def consumers(self) -> "a(ssu)":
         """DT nodes referencing this cell: (node, its nvmem-cell-names entry, index)."""
-        from .consumers import consumer_index
+        from ..consumers import consumer_index
 
         tree = self._service.state.registry.tree
-        if tree is None or self.cell.of_node is None:
+        if self.cell.of_node is None:
             return []
         return [[r.node, r.name or "", r.index]
                 for r in consumer_index(tree).get(self.cell.of_node, [])]
@@ -702,6 +673,6 @@ class CellInterface(ServiceInterface):
     async def read_record(self) -> "s":
         """The record of ``nvmemd-query cells --json`` (JSON): value, or why it is unreadable."""
         entry = self._service.live_entry(self.provider)
-        as_seen = await self._service.registry_for_caller([entry])
-        record = await asyncio.to_thread(cell_record_with_value, as_seen, entry, self.cell)
+        query = await self._service.query_for_caller([entry])
+        record = await asyncio.to_thread(query.cell_record_with_value, entry, self.cell)
         return json.dumps(record, ensure_ascii=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from .errors import InvalidArgumentError
+from ..errors import InvalidArgumentError
 
 FORMATS: Final = ("hex", "raw", "mac", "string", "u8", "u16", "u32", "u64")
 Endian = Literal["little", "big"]

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-ROOT_PATH: Final = "/org/nvmemd/Nvmem1"
-PROVIDERS_PATH: Final = ROOT_PATH + "/providers"
+from .names import PROVIDERS_PATH
 
 _KEEP: Final = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _HEX: Final = "0123456789abcdef"

@@ -1,0 +1,1 @@
+"""``nvmemd-query``: the command-line front end (direct sysfs or the daemon)."""

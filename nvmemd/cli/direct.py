@@ -1,0 +1,50 @@
+"""The CLI's direct back end: the registry built from sysfs, in this process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import load_config
+from ..query import Query
+from ..records import CellRecord
+from ..registry import scan
+from ..sysroot import Sysroot
+
+
+@dataclass
+class DirectBackend:
+    """:class:`~nvmemd.cli.backend.Backend` answered by the query layer in this process."""
+
+    query: Query
+
+    @classmethod
+    def open(cls, sysroot: str | None, config: str | None, only: str | None = None
+             ) -> DirectBackend:
+        """The registry of every provider, or of provider *only* (see registry.scan)."""
+        root = Sysroot.from_arg(sysroot)
+        return cls(Query(scan(root, load_config(root, config), only)))
+
+    def providers(self) -> list[dict[str, object]]:
+        return self.query.providers()
+
+    def cells(self, provider: str | None = None) -> list[CellRecord]:
+        return self.query.cells(provider)
+
+    def errors(self, provider: str | None = None) -> list[str]:
+        return self.query.errors(provider)
+
+    def get(self, spec: str, provider: str | None) -> tuple[CellRecord, bytes]:
+        return self.query.get(spec, provider)
+
+    def get_consumer(self, name: str, consumer: str | None = None, netdev: str | None = None
+                     ) -> tuple[CellRecord, bytes]:
+        return self.query.get_consumer(name, consumer, netdev)
+
+    def dump(self, provider: str, offset: int, length: int | None) -> bytes:
+        return self.query.dump(provider, offset, length)
+
+    def verify(self) -> dict[str, list[str]]:
+        return self.query.verify()
+
+    def close(self) -> None:
+        pass

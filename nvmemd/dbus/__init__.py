@@ -1,0 +1,1 @@
+"""The D-Bus side of nvmemd: names, object paths, the service, its client."""
