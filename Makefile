@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build, the tests and the demo use: one list, .ci/apt-packages.txt.
 APT_PACKAGES := $(shell sed -e 's/\#.*//' .ci/apt-packages.txt)
 
-.PHONY: all setup demo test lint typecheck bench clean
+.PHONY: all setup demo test lint bench clean
 
 all: test
 
@@ -38,8 +38,9 @@ demo: setup
 test: setup
 	$(VPY) -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && { echo "no tests collected"; exit 1; }; exit $$rc
 
+# ruff over everything that is Python; mypy --strict over the package (pyproject.toml).
 lint: setup
-	$(VENV)/bin/ruff check nvmemd tests
+	$(VENV)/bin/ruff check nvmemd tests tools benchmarks examples
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -6,7 +6,7 @@ provider's DT node into cells only when the driver sets
 ``nvmem_config.add_legacy_fixed_of_cells``.  An ``nvmem-layout`` child with
 ``compatible = "fixed-layout"`` is used for every provider.  The tables below
 are the opt-in list, read from ``grep -rn add_legacy_fixed_of_cells`` over
-Debian's linux-source-6.12 (6.12.117); see docs §2 of the kernel reference.
+Debian's linux-source-6.12 (6.12.117).
 """
 
 from __future__ import annotations

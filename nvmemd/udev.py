@@ -5,7 +5,8 @@ The only module that imports pyudev.  A netlink monitor filtered to the
 ``loop.add_reader(monitor.fileno())``.  Each event is reduced to the name of
 the provider it concerns: an ``nvmem`` device is the provider itself; an
 ``nvmem-layout`` device is a child of its provider (``bind`` is the first
-event after which layout cells exist, kernel reference §5.8).
+event after which layout cells exist: drivers/nvmem/layouts.c:
+nvmem_layout_bus_probe() runs the layout driver's add_cells()).
 
 Start the monitor *before* enumerating providers so that nothing added in
 between is missed.

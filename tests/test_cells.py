@@ -12,7 +12,7 @@ from nvmemd.model import Access, CellInfo
 
 
 def closed_form(raw: bytes, bit_offset: int, nbits: int, nbytes: int) -> bytes:
-    """Reference §4.1: LE integer, shift, mask, `bytes` long."""
+    """nvmem_shift_read_buffer_in_place() in closed form: LE integer, shift, mask, `bytes` long."""
     v = int.from_bytes(raw[:nbytes], "little") >> bit_offset
     v &= (1 << nbits) - 1
     return v.to_bytes(nbytes, "little")

@@ -1,8 +1,9 @@
 """Every v6.7+ cell rule, end to end: DTS → dtc → sysroot → `nvmemd-query --direct`.
 
 tests/data/kernel-rules/board.dts holds one provider per rule; the expected
-values below are worked out by hand from the kernel's algorithms (reference
-§3, §4.1) so that a change in decoding shows up as a failure here.
+values below are worked out by hand from the kernel's algorithms
+(drivers/nvmem/core.c: nvmem_add_cells_from_dt(), nvmem_shift_read_buffer_in_place())
+so that a change in decoding shows up as a failure here.
 """
 
 from __future__ import annotations

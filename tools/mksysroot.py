@@ -7,7 +7,7 @@ provider ``sys/bus/nvmem/devices/<name>`` → ``sys/devices/.../<name>`` with
 ``nvmem``, ``type``, ``force_ro``, ``uevent``, ``subsystem`` and ``of_node``.
 Used by the demo board and the tests; handy to reproduce a bug report too::
 
-    python3 -m mksysroot board.dts board.toml OUT
+    python3 tools/mksysroot.py board.dts board.toml OUT
 
 The board description (TOML)::
 
