@@ -22,7 +22,8 @@ def sysroot(tmp_path: Path) -> Sysroot:
 
 
 @pytest.mark.parametrize(("offset", "length", "access"), [
-    (0, 64, None), (3, 5, None), (3, 5, Access(stride=4, word_size=4)), (62, 2, Access(word_size=4)),
+    (0, 64, None), (3, 5, None), (3, 5, Access(stride=4, word_size=4)),
+    (62, 2, Access(word_size=4)),
 ])
 def test_reads_exactly_the_range(sysroot: Sysroot, offset: int, length: int,
                                  access: Access | None) -> None:

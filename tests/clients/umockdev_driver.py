@@ -33,7 +33,7 @@ def main() -> int:
     root = testbed.get_root_dir()
     os.makedirs(os.path.join(root, DT_BASE), exist_ok=True)
     os.makedirs(os.path.join(root, "proc"), exist_ok=True)
-    # Relative, or it would resolve against the real /sys (umockdev resolves absolute links against the real root).
+    # Relative: umockdev resolves absolute links against the real root.
     os.symlink("../sys/firmware/devicetree/base", os.path.join(root, "proc/device-tree"))
     print(root, flush=True)
     for line in sys.stdin:
