@@ -200,30 +200,12 @@ class DeviceTree:
             return None
         return raw.rstrip(b"\0").decode("utf-8", "replace")
 
-    def labels_of(self, path: str) -> list[str]:
-        """Every ``__symbols__`` label that names *path*."""
-        return self._labels.get(path, [])
-
-    # The three indexes below are built on first use and live as long as the
-    # tree (one per scan): cached_property keeps them on the instance.
-    @functools.cached_property
-    def _labels(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        host = self._host("/__symbols__")
-        try:
-            names = sorted(os.listdir(host))
-        except (FileNotFoundError, NotADirectoryError):
-            return out
-        for label in names:
-            target = self.label_path(label)
-            if target:
-                out.setdefault(target, []).append(label)
-        return out
-
     def by_phandle(self, phandle: int) -> DtNode | None:
         path = self._phandles.get(phandle)
         return DtNode(self, path) if path else None
 
+    # The indexes below are built on first use and live as long as the
+    # tree (one per scan): cached_property keeps them on the instance.
     @functools.cached_property
     def _phandles(self) -> dict[int, str]:
         out: dict[int, str] = {}

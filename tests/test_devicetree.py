@@ -53,7 +53,6 @@ def test_of_matching_is_case_insensitive(tmp_path: Path) -> None:
 def test_labels_from_symbols(tmp_path: Path) -> None:
     t = tree(tmp_path)
     assert t.label_path("lbl") == "/n/aa@100"
-    assert t.labels_of("/n/aa@100") == ["lbl"]
 
 
 def test_helpers() -> None:
