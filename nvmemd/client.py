@@ -20,6 +20,7 @@ candidates), AccessDeniedError, ProviderGoneError, ProviderIOError;
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from .dbus.names import (
     ROOT_PATH,
     error_for_name,
 )
-from .errors import InvalidArgumentError, NvmemError, ProviderGoneError
+from .errors import AccessDeniedError, InvalidArgumentError, NvmemError, ProviderGoneError
 
 __all__ = ["AsyncClient", "Cell", "Client", "NotRunningError", "Provider"]
 
@@ -286,8 +287,15 @@ class Client:
         from .dbus.schema import provider_from_wire
 
         objects = self.managed_objects()
-        records = [provider_from_wire(ifaces[PROVIDER_IFACE]["Details"])
-                   for ifaces in objects.values() if PROVIDER_IFACE in ifaces]
+        records = []
+        for path, ifaces in objects.items():
+            if PROVIDER_IFACE not in ifaces:
+                continue
+            details = ifaces[PROVIDER_IFACE]["Details"]
+            if details.get("root_only"):  # Details is redacted: the full record if allowed
+                with contextlib.suppress(AccessDeniedError):
+                    (details,) = self._call(path, PROVIDER_IFACE, "GetDetails")
+            records.append(provider_from_wire(details))
         records += [{"name": n, "errors": [e], "cells": 0, "rejected": True}
                     for n, e in self.broken_providers().items()]
         return sorted(records, key=lambda r: str(r["name"]))
@@ -297,7 +305,7 @@ class Client:
         ``Details`` (AccessDeniedError for callers who may not read them)."""
         from .dbus.schema import provider_from_wire
 
-        (path,) = self._manager("GetProvider", "s", [provider])
+        path = self.provider_path(provider)
         (details,) = self._call(path, PROVIDER_IFACE, "GetDetails")
         return provider_from_wire(details)
 

@@ -36,7 +36,6 @@ logged here with its traceback and answered with a bare
 
 import asyncio
 import contextvars
-import dataclasses
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -58,7 +57,7 @@ from ..errors import (
 )
 from ..model import CellInfo, ProviderEntry
 from ..query import Query, denied
-from ..records import provider_record
+from ..records import provider_record, redacted_provider_record
 from ..registry import Registry
 from .fallback import (
     INTROSPECTABLE_IFACE,
@@ -81,7 +80,7 @@ from .names import (
 )
 from .paths import cell_path, provider_path
 from .polkit import AccessPolicy
-from .schema import CELL_KEYS, PROVIDER_KEYS, to_wire
+from .schema import CELL_KEYS, PROVIDER_KEYS, VALIDITY_KEYS, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -600,21 +599,25 @@ class ProviderInterface(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ, name="Details")
     def details(self) -> "a{sv}":
-        """The provider record of ``nvmemd-query providers --json`` (schema.PROVIDER_KEYS)."""
-        return record_variants(provider_record(self.entry), PROVIDER_KEYS)
+        """The ``providers --json`` record (schema.PROVIDER_KEYS); redacted for root-only
+        providers (records.redacted_provider_record): properties reach every caller."""
+        return record_variants(redacted_provider_record(self.entry), PROVIDER_KEYS)
 
     @dbus_property(access=PropertyAccess.READ, name="Validity")
     def validity(self) -> "aa{sv}":
-        """Checksum status per layout: layout, status (valid/invalid/absent),
-        expected, found, detail (strings) and flag (byte), each only when known."""
-        out = []
-        for val in self.entry.validity:
-            item = {k: Variant("s", v) for k, v in dataclasses.asdict(val).items()
-                    if v is not None and k != "flag"}
-            if val.flag is not None:
-                item["flag"] = Variant("y", val.flag)
-            out.append(item)
-        return out
+        """Checksum status per layout: layout, status (valid/invalid/absent), and for
+        providers that are not root-only expected, found, detail (strings), flag (byte)."""
+        record = redacted_provider_record(self.entry)
+        return [record_variants(v, VALIDITY_KEYS) for v in record["validity"]]
+
+    @method(name="GetDetails")
+    @_guarded
+    async def get_details(self) -> "a{sv}":
+        """The full ``providers --json`` record: the caller must be allowed to read
+        the provider's bytes (AccessDenied otherwise)."""
+        entry = self._service.live_entry(self.entry.name)
+        await self._service.check_read(entry)
+        return record_variants(provider_record(entry), PROVIDER_KEYS)
 
     @method(name="Read")
     @_guarded
