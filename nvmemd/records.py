@@ -89,5 +89,25 @@ def validity_records(entry: ProviderEntry) -> list[dict[str, Any]]:
     return records
 
 
+def redacted_provider_record(entry: ProviderEntry) -> dict[str, Any]:
+    """What everyone may see of a root-only provider: nothing derived from its bytes.
+
+    Properties are broadcast (GetManagedObjects, PropertiesChanged,
+    InterfacesAdded), so for a root-only provider they carry names, offsets,
+    sizes and each layout's valid/invalid verdict only: no checksum, flag,
+    header bytes, nor the layout's error messages, which quote the media.
+    ``Provider.GetDetails()`` gives the full record after the access check.
+    """
+    rec = provider_record(entry)
+    if not entry.provider.root_only:
+        return rec
+    rec["validity"] = [{"layout": v.layout, "status": v.status} for v in entry.validity]
+    if entry.errors:
+        rec["errors"] = [f"{entry.name}: {len(entry.errors)} error(s) hidden: root-only "
+                         "provider (Provider.GetDetails() shows them to privileged callers)"]
+    rec["notes"] = [printable(n) for n in entry.notes]  # without the redundant-copy flags
+    return rec
+
+
 def broken_record(broken: BrokenProvider) -> dict[str, Any]:
     return {"name": broken.name, "errors": [broken.error], "cells": 0, "rejected": True}
