@@ -10,8 +10,8 @@ and messages equal those of direct mode.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -62,6 +62,7 @@ class DBusBackend:
     def __init__(self, loop: asyncio.AbstractEventLoop, bus: MessageBus) -> None:
         self._loop = loop
         self._bus = bus
+        self._changed: asyncio.Event | None = None
 
     @classmethod
     def connect(cls, address: str | None, session: bool = False,
@@ -208,41 +209,24 @@ class DBusBackend:
         return {"checked": list(checked), "skipped": list(skipped),
                 "differences": list(differences)}
 
-    def wait(self, spec: str, timeout: float) -> bool:
-        """True as soon as a cell matching *spec* is published, False after *timeout* s."""
-        return self._run(self._wait(spec, timeout))
+    def refresh(self, timeout: float) -> None:
+        """Wait at most *timeout* s (and 1 s) for a signal of nvmemd (``wait``'s retry)."""
+        self._run(self._refresh(timeout))
 
-    async def _wait(self, spec: str, timeout: float) -> bool:
-        added = asyncio.Event()
+    async def _refresh(self, timeout: float) -> None:
+        if self._changed is None:
+            changed = self._changed = asyncio.Event()
 
-        def on_message(msg: Message) -> None:
-            if (msg.message_type == MessageType.SIGNAL and msg.path == ROOT_PATH
-                    and msg.interface == OBJECT_MANAGER_IFACE
-                    and msg.member == "InterfacesAdded"):
-                added.set()
+            def on_message(msg: Message) -> None:
+                if msg.message_type == MessageType.SIGNAL and msg.path and \
+                        msg.path.startswith(ROOT_PATH):
+                    changed.set()
 
-        self._bus.add_message_handler(on_message)
-        rule = (f"type='signal',sender='{BUS_NAME}',path='{ROOT_PATH}',"
-                f"interface='{OBJECT_MANAGER_IFACE}',member='InterfacesAdded'")
-        await self._bus.call(Message(destination=DBUS_NAME, path="/org/freedesktop/DBus",
-                                     interface=DBUS_NAME, member="AddMatch", signature="s",
-                                     body=[rule]))
-        deadline = time.monotonic() + timeout
-        while True:
-            added.clear()
-            reply = await self._bus.call(Message(
-                destination=BUS_NAME, path=ROOT_PATH, interface=MANAGER_IFACE,
-                member="FindCells", signature="s", body=[spec]))
-            assert reply is not None
-            if reply.message_type == MessageType.ERROR:
-                text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-                raise error_for_name(reply.error_name or "", text)
-            if reply.body[0]:
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            try:
-                await asyncio.wait_for(added.wait(), remaining)
-            except TimeoutError:
-                return False
+            self._bus.add_message_handler(on_message)
+            rule = f"type='signal',sender='{BUS_NAME}',path_namespace='{ROOT_PATH}'"
+            await self._bus.call(Message(destination=DBUS_NAME, path="/org/freedesktop/DBus",
+                                         interface=DBUS_NAME, member="AddMatch", signature="s",
+                                         body=[rule]))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), max(0.0, min(timeout, 1.0)))
+        self._changed.clear()
