@@ -154,20 +154,35 @@ class Daemon:
     async def worker(self) -> None:
         while True:
             name, removed = await self.queue.get()
+            if name == RELOAD:
+                await self._reload_job()
+                continue
             try:
-                if name == RELOAD:
-                    notify("RELOADING=1")
-                    await self._full_rescan()
-                    notify("READY=1")
-                    waiters, self._reload_waiters = self._reload_waiters, []
-                    for w in waiters:
-                        if not w.done():
-                            w.set_result(None)
-                else:
-                    _, result = await asyncio.to_thread(self._rescan_one, name, removed)
-                    self._apply_one(name, result)
+                _, result = await asyncio.to_thread(self._rescan_one, name, removed)
+                self._apply_one(name, result)
             except Exception:
-                log.exception("rescan of %s failed", name or "all providers")
+                log.exception("rescan of %s failed", name)
+
+    async def _reload_job(self) -> None:
+        """A full rescan; whatever happens, systemd gets READY=1 after RELOADING=1 and
+        every Reload() caller an answer (a failed rescan keeps the old registry)."""
+        notify("RELOADING=1")
+        error: Exception | None = None
+        try:
+            await self._full_rescan()
+        except Exception as e:
+            log.exception("rescan of all providers failed")
+            error = e
+        finally:
+            notify("READY=1\nSTATUS=" + self.status())
+            waiters, self._reload_waiters = self._reload_waiters, []
+            for w in waiters:
+                if w.done():
+                    continue
+                if error is None:
+                    w.set_result(None)
+                else:  # the caller sees a plain failure, not our exception's text
+                    w.set_exception(NvmemError("the rescan failed; see the daemon's log"))
 
     async def reload(self) -> None:
         """Reload the configuration and rescan; returns when done (Manager.Reload)."""

@@ -117,6 +117,17 @@ def test_member_of_an_access_group_may_read(daemon: Daemon) -> None:
     assert r.stdout == b"NVD-2026-000042\n"
 
 
+def test_access_group_does_not_grant_reload(daemon: Daemon) -> None:
+    """Reload is org.nvmemd.Nvmem1.reload (auth_admin): a reader group reads, never rescans."""
+    member = list(AS_NOBODY)
+    member[member.index("--clear-groups")] = f"--groups={GROUP}"
+    r = subprocess.run([*member, "gdbus", "call", "--address", daemon.bus.address, "--dest",
+                        NAME, "--object-path", ROOT, "--method", f"{MANAGER}.Reload"],
+                       capture_output=True, text=True, timeout=TIMEOUT, cwd="/")
+    assert r.returncode != 0 and DENIED in r.stderr, (r.stdout, r.stderr)
+    assert "rescanned" not in daemon.log()
+
+
 @pytest.fixture
 def polkit(private_bus: PrivateBus) -> Iterator[PrivateBus]:
     probe = subprocess.run([SYS_PYTHON, "-c", "import dbusmock"], capture_output=True)

@@ -38,7 +38,6 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -82,6 +81,7 @@ from .names import (
 )
 from .paths import cell_path, provider_path
 from .polkit import AccessPolicy
+from .schema import CELL_KEYS, PROVIDER_KEYS, to_wire
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,22 @@ def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             raise DBusError(ERROR_FAILED, "internal error") from None
 
     return wrapper
+
+
+def record_variants(record: Any, keys: dict[str, str]) -> dict[str, Variant]:
+    """A record as ``a{sv}`` with the documented key types (nvmemd.dbus.schema)."""
+    return _variants(to_wire(record, keys))
+
+
+def _variants(wire: dict[str, tuple[str, Any]]) -> dict[str, Variant]:
+    out: dict[str, Variant] = {}
+    for key, (sig, value) in wire.items():
+        if sig == "aa{sv}":
+            value = [_variants(v) for v in value]
+        elif sig == "a{sv}":
+            value = _variants(value)
+        out[key] = Variant(sig, value)
+    return out
 
 
 def interface_properties(interface: ServiceInterface) -> dict[str, Variant]:
@@ -452,13 +468,14 @@ class ManagerInterface(ServiceInterface):
 
     @method(name="ReadCellRecord")
     @_guarded
-    async def read_cell_record(self, spec: "s", provider: "s") -> "(say)":
-        """``nvmemd-query get --json``'s record (JSON) and the value, as direct mode gives them."""
+    async def read_cell_record(self, spec: "s", provider: "s") -> "a{sv}ay":
+        """``nvmemd-query get --json``'s record (schema.CELL_KEYS) and the value."""
+        _check_spec(spec)
         registry = self._service.state.registry
         entry, _cell = registry.resolve_cell(spec, provider or None)
         query = await self._service.query_for_caller([entry])
         record, value = await asyncio.to_thread(query.get, spec, provider or None)
-        return [json.dumps(record, ensure_ascii=False), value]
+        return [record_variants(record, CELL_KEYS), value]
 
     @method(name="ReadCellByName")
     @_guarded
@@ -482,34 +499,45 @@ class ManagerInterface(ServiceInterface):
         await self._service.check_read(entry)
         return await asyncio.to_thread(registry.read_cell, entry, cell, name, ref.index)
 
+    @method(name="ReadNetdevCell")
+    @_guarded
+    async def read_netdev_cell(self, netdev: "s", name: "s") -> "ay":
+        """What network interface *netdev*'s DT node (``/sys/class/net/IF/of_node``)
+        reads as its cell *name*."""
+        _record, value = await self._consumer_record(None, netdev, name)
+        return value
+
     @method(name="ReadConsumerCellRecord")
     @_guarded
-    async def read_consumer_cell_record(self, consumer: "s", netdev: "s", name: "s"
-                                        ) -> "(say)":
-        """``get --consumer NODE NAME`` / ``get --netdev IF NAME``: record (JSON) and value.
+    async def read_consumer_cell_record(self, consumer: "s", name: "s") -> "a{sv}ay":
+        """``get --consumer NODE NAME --json``: record (schema.CELL_KEYS) and value."""
+        record, value = await self._consumer_record(consumer, None, name)
+        return [record_variants(record, CELL_KEYS), value]
 
-        Exactly one of *consumer* (DT path or label) and *netdev* (interface
-        name, resolved through ``sys/class/net/IF/of_node`` under the daemon's
-        sysroot) is non-empty.
-        """
-        if bool(consumer) == bool(netdev):
-            raise InvalidArgumentError("give exactly one of a consumer node and a netdev")
+    @method(name="ReadNetdevCellRecord")
+    @_guarded
+    async def read_netdev_cell_record(self, netdev: "s", name: "s") -> "a{sv}ay":
+        """``get --netdev IF NAME --json``: record (schema.CELL_KEYS) and value."""
+        record, value = await self._consumer_record(None, netdev, name)
+        return [record_variants(record, CELL_KEYS), value]
+
+    async def _consumer_record(self, consumer: str | None, netdev: str | None, name: str
+                               ) -> tuple[Any, bytes]:
         _check_spec(name)
+        _check_spec(consumer if consumer is not None else (netdev or ""))
         from ..consumers import lookup, netdev_of_node
 
         registry = self._service.state.registry
 
         def find() -> ProviderEntry:  # no read yet: access is checked first
             node = consumer
-            if netdev:
+            if netdev is not None:
                 node = netdev_of_node(registry.sysroot, registry.tree, netdev)
-            return lookup(registry, node, name)[0]
+            return lookup(registry, node or "/", name)[0]
 
         entry = await asyncio.to_thread(find)
         query = await self._service.query_for_caller([entry])
-        record, value = await asyncio.to_thread(
-            query.get_consumer, name, consumer or None, netdev or None)
-        return [json.dumps(record, ensure_ascii=False), value]
+        return await asyncio.to_thread(query.get_consumer, name, consumer, netdev)
 
     @method(name="Reload")
     @_guarded
@@ -523,7 +551,7 @@ class ManagerInterface(ServiceInterface):
 
     @method(name="Verify")
     @_guarded
-    async def verify(self) -> "(asasas)":
+    async def verify(self) -> "asasas":
         registry = self._service.state.registry
         protected = [e for e in registry if e.provider.root_only and e.provider.has_kernel_cells]
         for entry in protected[:1]:
@@ -571,9 +599,9 @@ class ProviderInterface(ServiceInterface):
         return [cell_path(self.entry.name, c.sysfs_name) for c in self.entry.cells]
 
     @dbus_property(access=PropertyAccess.READ, name="Details")
-    def details(self) -> "s":
-        """The provider record of ``nvmemd-query providers --json``, as JSON."""
-        return json.dumps(provider_record(self.entry), ensure_ascii=False)
+    def details(self) -> "a{sv}":
+        """The provider record of ``nvmemd-query providers --json`` (schema.PROVIDER_KEYS)."""
+        return record_variants(provider_record(self.entry), PROVIDER_KEYS)
 
     @dbus_property(access=PropertyAccess.READ, name="Validity")
     def validity(self) -> "aa{sv}":
@@ -670,9 +698,10 @@ class CellInterface(ServiceInterface):
 
     @method(name="ReadRecord")
     @_guarded
-    async def read_record(self) -> "s":
-        """The record of ``nvmemd-query cells --json`` (JSON): value, or why it is unreadable."""
+    async def read_record(self) -> "a{sv}":
+        """The record of ``nvmemd-query cells --json`` (schema.CELL_KEYS): value as ``ay``,
+        or ``error`` saying why it is unreadable."""
         entry = self._service.live_entry(self.provider)
         query = await self._service.query_for_caller([entry])
         record = await asyncio.to_thread(query.cell_record_with_value, entry, self.cell)
-        return json.dumps(record, ensure_ascii=False)
+        return record_variants(record, CELL_KEYS)

@@ -236,7 +236,7 @@ def test_dt_node_removed_under_live_provider(daemon: Daemon, sysroot: Path) -> N
     no_internals(message, sysroot)
     (details,) = daemon.call(EEPROM, "org.freedesktop.DBus.Properties", "Get", "ss",
                              PROVIDER, "Details")
-    errors = json.loads(details["data"]).get("errors", [])
+    errors = details["data"]["errors"]["data"]  # a{sv}: key → {"type", "data"}
     assert any("/soc@0/i2c@30a20000/eeprom@50" in e for e in errors), errors
     still_serving(daemon)
     r = direct_query(sysroot, "get", "board-eeprom1:serial-number")
