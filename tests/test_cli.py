@@ -365,3 +365,26 @@ def test_snapshot_to_stdout(demo_board_sysroot: Path, tmp_path: Path) -> None:
     with tarfile.open(tmp_path / "s.tar.gz") as tf:
         assert "nvmemd-snapshot/info.json" in tf.getnames()
     assert b"provider(s)" in proc.stderr
+
+
+# --- 3. the board.env example unit, its ExecStart= run verbatim ----------------------------
+
+
+def test_board_env_example_exec_start(demo_board_sysroot: Path, tmp_path: Path) -> None:
+    from .test_systemd_units import BOARD_ENV_UNIT, one, parse_unit
+
+    unit = parse_unit(BOARD_ENV_UNIT)
+    assert one(unit, "Service", "RuntimeDirectory") == "nvmemd"
+    run_dir = tmp_path / "run"
+    (run_dir / "nvmemd").mkdir(parents=True)  # RuntimeDirectory=nvmemd
+    argv = expand_exec(_exec_start(BOARD_ENV_UNIT), "", runtime_dir=str(run_dir))
+    proc = subprocess.run(argv, env=unit_env(demo_board_sysroot), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    env_file = run_dir / "nvmemd" / "board.env"
+    assert env_file.read_text() == ('SERIAL="NVD-2026-000042"\n'
+                                    'PRODUCT="nvmemd demo board rev B"\nASSET="ASSET-0042"\n')
+    assert not list((run_dir / "nvmemd").glob("*.tmp"))
+    shell = subprocess.run(["sh", "-c", f'. "{env_file}"; printf %s "$PRODUCT"'],
+                           capture_output=True, text=True, check=True)
+    assert shell.stdout == "nvmemd demo board rev B"
