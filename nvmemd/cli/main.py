@@ -375,6 +375,7 @@ def open_backend(args: argparse.Namespace) -> Backend:
     from ..sysroot import Sysroot
     from .direct import DirectBackend
 
+    setup_logging(args.verbose)  # the library logs; silent without -v
     warning = Sysroot.from_arg(args.sysroot).validate()
     if warning:
         _warn(warning)
@@ -558,6 +559,7 @@ def cmd_snapshot(args: argparse.Namespace, out: BinaryIO) -> int:
     from ..snapshot import take_snapshot, write_snapshot
     from ..sysroot import Sysroot
 
+    setup_logging(args.verbose)
     root = Sysroot.from_arg(args.sysroot)
     warning = root.validate()
     if warning:
@@ -602,12 +604,24 @@ def run(args: argparse.Namespace, out: BinaryIO) -> int:
         backend.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def setup_logging(verbose: int) -> Any:
+    """Logging to stderr at the -v level (none: silent); returns the nvmemd logger.
+
+    Called only where logging is imported anyway (the direct back end's library
+    modules log) or asked for: the D-Bus path does not pay for the import.
+    """
     import logging
 
-    level = {0: logging.CRITICAL, 1: logging.WARNING}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="nvmemd-query: %(message)s")
+    if not logging.getLogger().handlers:
+        level = {0: logging.CRITICAL, 1: logging.WARNING}.get(verbose, logging.DEBUG)
+        logging.basicConfig(level=level, format="nvmemd-query: %(message)s")
+    return logging.getLogger("nvmemd")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        setup_logging(args.verbose)
     out = sys.stdout.buffer
     try:
         return run(args, out)
@@ -623,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # never a traceback for users; -v shows it
-        logging.getLogger("nvmemd").error("internal error", exc_info=True)
+        setup_logging(args.verbose).error("internal error", exc_info=True)
         _warn(f"internal error: {e!r} (please report; run with -v for details)")
         return EXIT_FAILURE
 
