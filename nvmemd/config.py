@@ -88,6 +88,8 @@ def load_config(sysroot: Sysroot, path: str | None = None) -> Config:
         raise ConfigError(shown, None, "not valid UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(shown, None, f"invalid TOML: {e}") from None
+    except RecursionError:  # tomllib recurses per nesting level: [[[[...]]]]
+        raise ConfigError(shown, None, "invalid TOML: nested too deeply") from None
 
     for section, body in data.items():
         if section not in _SCHEMA:

@@ -27,12 +27,13 @@ from typing import Final
 
 from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
 
+from . import __version__
 from .config import Config, load_config
 from .dbus.names import BUS_NAME
 from .dbus.polkit import AccessPolicy
 from .dbus.service import NvmemBus, Service
 from .devicetree import DeviceTree
-from .errors import NvmemError
+from .errors import NvmemError, SysrootError
 from .model import BrokenProvider, ProviderEntry
 from .notify import notify, setup_logging, watchdog_interval
 from .providers import NVMEM_BUS
@@ -43,6 +44,8 @@ from .sysroot import Sysroot
 log = logging.getLogger("nvmemd")
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+#: Exit status for a --sysroot that is no sysroot (nvmemd-query's EXIT_IO, the same case).
+EXIT_SYSROOT: Final = 5
 #: Queue token: rescan everything (SIGHUP, Reload()).
 RELOAD: Final = ""
 #: Queue item: (provider name or RELOAD, the provider was removed).
@@ -61,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     bus.add_argument("--session", dest="bus", action="store_const", const="session",
                      help="connect to the session bus")
     bus.add_argument("--address", metavar="ADDR", help="connect to the bus at ADDR")
-    p.add_argument("--log-level", choices=LOG_LEVELS, default="warning")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default="warning",
+                   help="least severe messages to log (default: warning)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
@@ -267,8 +272,16 @@ class Daemon:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     setup_logging(args.log_level)
+    try:
+        warning = Sysroot.from_arg(args.sysroot).validate()
+    except SysrootError as e:
+        sys.stderr.write(f"nvmemd: {e}\n")
+        return EXIT_SYSROOT
+    if warning:
+        log.warning("%s", warning)
     try:
         return asyncio.run(_amain(args))
     except KeyboardInterrupt:

@@ -47,6 +47,10 @@ class SysrootError(NvmemError):
     """A path under the sysroot cannot be resolved: it escapes or loops."""
 
 
+class OutputError(NvmemError):
+    """A result cannot be written where it was asked for (a snapshot's archive)."""
+
+
 class DeviceTreeError(NvmemError):
     """A device-tree node cannot be turned into cells.
 

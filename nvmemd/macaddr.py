@@ -59,10 +59,21 @@ def nic_add(mac: bytes, offset: int) -> bytes:
     return bytes(mac[:3]) + nic.to_bytes(3, "big") + bytes(mac[ETH_ALEN:])
 
 
-def derive(mac: bytes, index: int, mode: MacMode = "48") -> bytes:
-    """Address number *index* from base *mac*: kernel (48) or OpenWrt NIC-only (24)."""
+def derive(mac: bytes, index: int, mode: MacMode = "48", strict: bool = False) -> bytes:
+    """Address number *index* from base *mac*: kernel (48) or OpenWrt NIC-only (24).
+
+    *strict* (the CLI's ``--index``) refuses, in mode 48, an index that wraps
+    past ``ff:ff:ff:ff:ff:ff`` into the OUI of nobody (the kernel's u64
+    arithmetic wraps silently); mode 24 wraps the NIC part by design (OpenWrt).
+    """
     if len(mac) != ETH_ALEN:
         raise InvalidArgumentError(f"a MAC address has 6 bytes, this value has {len(mac)}")
+    if strict and mode == "48":
+        room = _MASK48 - int.from_bytes(mac, "big")
+        if index > room:
+            raise InvalidArgumentError(
+                f"--index {index} overflows the 48-bit address (at most {room} "
+                f"from {format_mac(mac)})")
     return eth_addr_add(mac, index) if mode == "48" else nic_add(mac, index)
 
 

@@ -27,6 +27,7 @@ from .model import BrokenProvider, CellInfo, ProviderEntry
 from .providers import list_provider_names
 from .reader import read_range
 from .registration import relate_providers, scan_provider
+from .specs import did_you_mean, split_provider
 from .sysroot import Sysroot
 
 #: The kernel's sysfs cell file name, ``name@offset,bit`` in hex.
@@ -75,21 +76,24 @@ class Registry:
                 if broken.gone:
                     raise ProviderGoneError(broken.error) from None
                 raise ProviderIOError(broken.error) from None
-            raise NotFoundError(f"no nvmem provider named '{name}'") from None
+            raise NotFoundError(f"no nvmem provider named '{name}'" + did_you_mean(
+                name, [*self.entries, *self.broken])) from None
 
     def find_cells(self, spec: str, provider: str | None = None
                    ) -> list[tuple[ProviderEntry, CellInfo]]:
-        """Every cell *spec* names (see :func:`match_spec`), in registry order."""
-        if provider is None and ":" in spec and not spec.startswith("/"):
-            head, _, rest = spec.partition(":")
-            if head in self.entries or head in self.broken:
-                provider, spec = head, rest
+        """Every cell *spec* names (see :func:`match_spec`), in registry order.
+
+        A spec qualified by a provider that is not there (``P:NAME``, ``P/NAME``)
+        names no cell: :meth:`resolve_cell` says which provider is missing.
+        """
+        if provider is None:
+            provider, spec = split_provider(spec)
         if provider is None:
             scope = list(self.entries.values())
-        elif provider in self.broken:
-            scope = []  # a broken provider has no cells (yet: `wait` keeps waiting)
+        elif provider in self.broken or provider not in self.entries:
+            scope = []  # a broken or absent provider has no cells (yet: `wait` keeps waiting)
         else:
-            scope = [self.provider(provider)]
+            scope = [self.entries[provider]]
         found = [(e, c) for e in scope for c in e.cells if match_spec(spec, c)]
         label = spec[1:] if spec.startswith("&") else spec
         if not found and label.isidentifier():
@@ -105,11 +109,13 @@ class Registry:
             raise InvalidArgumentError("empty cell specification")
         found = self.find_cells(spec, provider)
         if not found:
-            named = provider if provider is not None else spec.partition(":")[0]
-            if named in self.broken:
-                self.provider(named)  # raises why it has no cells (gone, I/O error)
-            where = f" on provider '{provider}'" if provider else ""
-            raise NotFoundError(f"no cell matches '{spec}'{where}")
+            named, name = (provider, spec) if provider is not None else split_provider(spec)
+            if named is not None:
+                self.provider(named)  # raises why it has no cells (absent, gone, I/O error)
+            where = f" on provider '{named}'" if named else ""
+            scope = [self.entries[named]] if named else list(self.entries.values())
+            raise NotFoundError(f"no cell matches '{spec}'{where}"
+                                + did_you_mean(name, {c.name for e in scope for c in e.cells}))
         if len(found) > 1:
             # A redundant U-Boot environment: prefer the copy in use (layouts/u_boot_env.py).
             in_use = [(e, c) for e, c in found if not e.standby]

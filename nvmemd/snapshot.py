@@ -25,9 +25,10 @@ import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from . import __version__
+from .errors import OutputError, SysrootError
 from .providers import NVMEM_BUS
 from .sysroot import Sysroot
 
@@ -93,14 +94,17 @@ class _Writer:
 
     def copy(self, path: str, limit: int = _SMALL_ATTRIBUTE) -> bool:
         """Copy a small file or a link as it is; False when absent or unreadable."""
-        host = self.sysroot.host_path(self.sysroot.resolve(os.path.dirname(path))) / \
+        # Stored where it really is: an entry below a symlink cannot be unpacked
+        # (tar: "Cannot open: Not a directory").
+        path = self.sysroot.resolve(os.path.dirname(path)).rstrip("/") + "/" + \
             os.path.basename(path)
+        host = self.sysroot.host_path(path)
         try:
             st = os.lstat(host)
             if stat.S_ISLNK(st.st_mode):
                 target = os.readlink(host)
                 self.link(path, target)
-                self._ensure_target(path, target)
+                self._ensure_target(path)
                 return True
             if not stat.S_ISREG(st.st_mode):
                 return False
@@ -111,10 +115,13 @@ class _Writer:
         self.data(path, data, stat.S_IMODE(st.st_mode))
         return True
 
-    def _ensure_target(self, link: str, target: str) -> None:
-        """Links into bus/class/driver directories need their target to exist."""
-        resolved = self.sysroot.resolve(link)
-        if resolved.startswith(("/sys/bus/", "/sys/class/", "/sys/module/")):
+    def _ensure_target(self, link: str) -> None:
+        """A link to a directory (a driver, a netdev's device) needs its target to exist."""
+        try:
+            resolved = self.sysroot.resolve(link)
+        except SysrootError:
+            return
+        if resolved.startswith("/sys/") and self.sysroot.host_path(resolved).is_dir():
             self.directory(resolved)
 
     def tree(self, root: str) -> None:
@@ -145,7 +152,7 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
                 continue
             try:
                 with open(host / entry, "rb") as f:
-                    data = f.read(max_bytes)
+                    data = f.read(min(max_bytes, st.st_size or max_bytes))
             except OSError as e:
                 info.unreadable.append(f"{name}: {e.strerror}")
                 w.data(path, b"", mode)
@@ -195,14 +202,39 @@ def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
     return cells
 
 
-def take_snapshot(sysroot: Sysroot, out: Path, include_protected: bool = False,
+def write_snapshot(sysroot: Sysroot, output: str, include_protected: bool = False,
+                   max_provider_bytes: int = DEFAULT_MAX_PROVIDER_BYTES) -> SnapshotInfo:
+    """:func:`take_snapshot` into file *output*; a clear error if it cannot be written.
+
+    A new file is removed again when writing fails (a full disk, a cut pipe).
+    """
+    if os.path.isdir(output):
+        raise OutputError(f"{output}: is a directory; name the archive file to write")
+    existed = os.path.lexists(output)
+    try:
+        with open(output, "wb") as f:
+            info = take_snapshot(sysroot, f, include_protected, max_provider_bytes)
+    except OSError as e:
+        if not existed and os.path.isfile(output):
+            os.unlink(output)
+        raise OutputError(f"{output}: cannot write the snapshot: "
+                            f"{e.strerror or e}") from None
+    return info
+
+
+def take_snapshot(sysroot: Sysroot, out: Path | BinaryIO, include_protected: bool = False,
                   max_provider_bytes: int = DEFAULT_MAX_PROVIDER_BYTES) -> SnapshotInfo:
+    """Write the snapshot (a gzip'd tar) to file *out*, or to the binary stream *out*."""
     info = SnapshotInfo()
     kernel_providers = []
     release = sysroot.read_text("/proc/sys/kernel/osrelease")
     if release is None and str(sysroot.root) == "/":
         release = platform.release()
-    with tarfile.open(out, "w:gz") as tar:
+    if isinstance(out, Path):
+        with open(out, "wb") as f:
+            return take_snapshot(sysroot, f, include_protected, max_provider_bytes)
+    # A stream ("w|gz"): works on pipes and stdout, which cannot seek.
+    with tarfile.open(fileobj=out, mode="w|gz") as tar:
         w = _Writer(sysroot, tar)
         for name in sysroot.listdir(NVMEM_BUS):
             link = f"{NVMEM_BUS}/{name}"
@@ -226,7 +258,8 @@ def take_snapshot(sysroot: Sysroot, out: Path, include_protected: bool = False,
             w.copy(path, limit=1 << 24)
         for netdev in sysroot.listdir("/sys/class/net"):
             w.copy(f"/sys/class/net/{netdev}")
-            w.copy(f"/sys/class/net/{netdev}/of_node")
+            for link in ("of_node", "device", "device/of_node"):
+                w.copy(f"/sys/class/net/{netdev}/{link}")
         kernel = {"kernel": release, "nvmemd": __version__, "providers": kernel_providers}
         w.data(f"/{META_DIR}/kernel-cells.json", json.dumps(kernel, indent=1).encode())
         w.data(f"/{META_DIR}/info.json", json.dumps(vars(info), indent=1).encode())

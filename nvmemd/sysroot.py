@@ -38,6 +38,26 @@ class Sysroot:
         chosen = arg or os.environ.get(SYSROOT_ENV) or DEFAULT_SYSROOT
         return cls(Path(os.path.abspath(chosen)))
 
+    def validate(self) -> str | None:
+        """Refuse a sysroot that is not one (SysrootError); a warning when it has no nvmem bus.
+
+        A directory without ``sys/`` is no sysroot (a typo, an unpacked archive's
+        parent); ``sys/bus/nvmem`` is absent where the kernel has no NVMEM support
+        or no provider has registered yet: not an error, but worth saying.
+        """
+        root = str(self.root)
+        if not os.path.exists(root):
+            raise SysrootError(f"sysroot {root}: no such directory")
+        if not os.path.isdir(root):
+            raise SysrootError(f"sysroot {root}: not a directory")
+        if not os.path.isdir(os.path.join(root, "sys")):
+            raise SysrootError(f"sysroot {root}: no sys/ directory in it (not a sysroot)")
+        if not os.path.isdir(os.path.join(root, "sys/bus/nvmem")):
+            where = "" if root == "/" else f" under {root}"
+            return (f"no /sys/bus/nvmem{where}: no nvmem provider has registered "
+                    "(kernel without CONFIG_NVMEM, or drivers not loaded yet)")
+        return None
+
     def host_path(self, path: str) -> Path:
         """The host path of an absolute in-sysroot *path*, links not followed."""
         return Path(str(self.root).rstrip("/") + "/" + path.lstrip("/"))

@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 DAEMON_UNIT = REPO / "systemd" / "nvmemd.service"
 WAIT_UNIT = REPO / "systemd" / "nvmemd-wait@.service"
 SET_MAC_UNIT = REPO / "examples" / "systemd" / "nvmemd-set-mac@.service"
-UNITS = [DAEMON_UNIT, WAIT_UNIT, SET_MAC_UNIT]
+BOARD_ENV_UNIT = REPO / "examples" / "systemd" / "nvmemd-board-env.service"
+UNITS = [DAEMON_UNIT, WAIT_UNIT, SET_MAC_UNIT, BOARD_ENV_UNIT]
 ACTIVATION = REPO / "data" / "org.nvmemd.Nvmem1.service"
 POLKIT = REPO / "data" / "org.nvmemd.Nvmem1.policy"
 POLKIT_DTD = Path("/usr/share/polkit-1/policyconfig-1.dtd")
@@ -75,11 +76,11 @@ def one(unit: dict[str, list[tuple[str, str]]], section: str, key: str) -> str:
     return found[0]
 
 
-def expand_exec(line: str, instance: str) -> list[str]:
+def expand_exec(line: str, instance: str, runtime_dir: str = "/run") -> list[str]:
     """argv systemd runs for an ``ExecStart=`` line of a template instance.
 
     In systemd's order: split into words (quotes removed), expand the ``%i``,
-    ``%I`` (unescaped instance) and ``%%`` specifiers in each word, then at
+    ``%I`` (unescaped instance), ``%t`` (*runtime_dir*) and ``%%`` specifiers in each word, then at
     run time turn ``$$`` into ``$``. Covers what our units use and refuses
     anything else (C escapes, environment variable references).
     """
@@ -92,7 +93,7 @@ def expand_exec(line: str, instance: str) -> list[str]:
     ).stdout.rstrip("\n")
 
     def specifier(m: re.Match[str]) -> str:
-        return {"%": "%", "i": instance, "I": unescaped}[m.group(1)]
+        return {"%": "%", "i": instance, "I": unescaped, "t": runtime_dir}[m.group(1)]
 
     return [re.sub(r"%(.)", specifier, word).replace("$$", "$") for word in shlex.split(line)]
 

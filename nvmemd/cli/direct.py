@@ -16,13 +16,23 @@ class DirectBackend:
     """:class:`~nvmemd.cli.backend.Backend` answered by the query layer in this process."""
 
     query: Query
+    config_path: str | None = None
+    only: str | None = None
 
     @classmethod
     def open(cls, sysroot: str | None, config: str | None, only: str | None = None
              ) -> DirectBackend:
         """The registry of every provider, or of provider *only* (see registry.scan)."""
         root = Sysroot.from_arg(sysroot)
-        return cls(Query(scan(root, load_config(root, config), only)))
+        return cls(Query(scan(root, load_config(root, config), only)), config, only)
+
+    def refresh(self, timeout: float) -> None:
+        """Sleep (sysfs has no change notification here), then rescan."""
+        import time
+
+        time.sleep(max(0.0, min(0.25, timeout)))
+        root = self.query.registry.sysroot
+        self.query = Query(scan(root, load_config(root, self.config_path), self.only))
 
     def providers(self) -> list[dict[str, object]]:
         return self.query.providers()

@@ -1,4 +1,4 @@
-"""Value formats of ``nvmemd-query get --format``."""
+"""Value formats of ``nvmemd-query get --format``, and its ``--env`` lines."""
 
 from __future__ import annotations
 
@@ -9,6 +9,22 @@ from ..errors import InvalidArgumentError
 FORMATS: Final = ("hex", "raw", "mac", "string", "u8", "u16", "u32", "u64")
 Endian = Literal["little", "big"]
 _WIDTHS: Final = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+#: Erased EEPROM/flash reads 0xff; C strings end in NUL: both pad text fields.
+PADDING: Final = b"\0\xff"
+
+
+def check_ether_addr(mac: bytes) -> None:
+    """What ``of_get_mac_address_nvmem()`` accepts: 6 bytes, ``is_valid_ether_addr()``."""
+    if len(mac) != 6:
+        raise InvalidArgumentError(f"a MAC address has 6 bytes, this cell has {len(mac)}")
+    shown = ":".join(f"{b:02x}" for b in mac)
+    if mac[0] & 1:
+        kind = "the broadcast address" if mac == b"\xff" * 6 else "a multicast address"
+        raise InvalidArgumentError(f"{shown} is {kind}, not a valid Ethernet address "
+                                   "(the kernel's is_valid_ether_addr() refuses it)")
+    if not any(mac):
+        raise InvalidArgumentError(f"{shown} is not a valid Ethernet address (all zero; "
+                                   "the kernel's is_valid_ether_addr() refuses it)")
 
 
 def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
@@ -18,11 +34,10 @@ def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
     if fmt == "hex":
         return value.hex().encode() + b"\n"
     if fmt == "mac":
-        if len(value) != 6:
-            raise InvalidArgumentError(f"a MAC address has 6 bytes, this cell has {len(value)}")
+        check_ether_addr(value)
         return ":".join(f"{b:02x}" for b in value).encode() + b"\n"
     if fmt == "string":
-        text = value.rstrip(b"\0")
+        text = value.rstrip(PADDING)
         try:
             text.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -40,3 +55,37 @@ def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
     if len(significant) > width and any(significant[width:]):
         raise InvalidArgumentError(f"value has {len(value)} bytes, too wide for {fmt}")
     return str(int.from_bytes(significant[:width], "little")).encode() + b"\n"
+
+
+def text_of(value: bytes) -> str | None:
+    """*value* as text when, padding removed, it is printable ASCII of 3 characters
+    or more (not a stray byte that happens to be printable); else None."""
+    text = value.rstrip(PADDING)
+    if len(text) >= 3 and all(0x20 <= b < 0x7F for b in text):
+        return text.decode("ascii")
+    return None
+
+
+def env_name(cell_name: str) -> str:
+    """A shell variable name for a cell: ``mac-address`` -> ``MAC_ADDRESS``."""
+    name = "".join(c if c.isascii() and c.isalnum() else "_" for c in cell_name.upper())
+    return "_" + name if not name or name[0].isdigit() else name
+
+
+def env_line(var: str, formatted: bytes) -> bytes:
+    """``VAR="value"``: one line both ``sh`` (eval, ``.``) and systemd's
+    ``EnvironmentFile=`` read as the same value (inside double quotes both take
+    ``\\`` before ``"``, ``\\``, `` ` `` and ``$`` as an escape and nothing else)."""
+    if not var.isascii() or not var.replace("_", "a").isalnum() or var[0].isdigit():
+        raise InvalidArgumentError(f"'{var}' is not a valid variable name ([A-Za-z_][A-Za-z0-9_]*)")
+    text = formatted.rstrip(b"\n")
+    try:
+        value = text.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidArgumentError(f"{var}: value is not valid UTF-8") from None
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise InvalidArgumentError(f"{var}: value holds control characters; "
+                                   "use --format hex")
+    for ch in '\\"`$':
+        value = value.replace(ch, "\\" + ch)
+    return f'{var}="{value}"\n'.encode()

@@ -1,17 +1,17 @@
 """``nvmemd-query``: providers and cells for scripts and people.
 
 Direct mode reads sysfs and the device tree itself; it imports neither
-pyudev nor dbus-fast, so a ``get`` costs little more than starting Python.
+pyudev nor dbus-fast.  Each subcommand is one ``cmd_*`` function of
+:data:`COMMANDS`, talking to a :class:`~nvmemd.cli.backend.Backend`.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any, BinaryIO, Final
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .. import __version__
 from ..errors import (
@@ -20,12 +20,18 @@ from ..errors import (
     InvalidArgumentError,
     NotFoundError,
     NvmemError,
+    OutputError,
     ProviderGoneError,
     ProviderIOError,
     SysrootError,
 )
 from ..macaddr import MAC_MODES
-from .formats import FORMATS, format_value
+from ..specs import did_you_mean, split_provider
+from .formats import FORMATS, env_line, env_name, format_value, text_of
+
+if TYPE_CHECKING:
+    from ..records import CellRecord
+    from .backend import Backend
 
 EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1  # also: `verify` found differences
@@ -45,7 +51,11 @@ EXIT_CODES: Final[tuple[tuple[type[NvmemError], int], ...]] = (
     (ProviderGoneError, EXIT_GONE),
     (ProviderIOError, EXIT_IO),
     (SysrootError, EXIT_IO),
+    (OutputError, EXIT_IO),
 )
+
+#: Largest --max-provider-bytes (a bug report, not a backup).
+MAX_SNAPSHOT_BYTES: Final = 1 << 31
 
 
 def exit_code_for(error: NvmemError) -> int:
@@ -55,49 +65,126 @@ def exit_code_for(error: NvmemError) -> int:
     return EXIT_FAILURE
 
 
+def exit_code_for_os_error(error: OSError) -> int:
+    """EACCES/EPERM: 4 (as a root-only provider); every other OS error: 5 (I/O)."""
+    return EXIT_ACCESS if isinstance(error, PermissionError) else EXIT_IO
+
+
+def describe_os_error(error: OSError) -> str:
+    what = error.strerror or type(error).__name__
+    return f"{error.filename}: {what}" if error.filename is not None else what
+
+
 def _int(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
     return value
 
 
+def _size(text: str) -> int:
+    value = _int(text)
+    if value > MAX_SNAPSHOT_BYTES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_SNAPSHOT_BYTES} (2 GiB): {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0: {text!r}")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for mistyped subcommands, choices and options."""
+
+    def error(self, message: str) -> Any:  # -> NoReturn
+        import re
+
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            message += did_you_mean(m[1], re.findall(r"'([^']*)'", m[2]))
+        m = re.match(r"unrecognized arguments: (\S+)", message)
+        if m and m[1].startswith("-"):
+            options = [o for a in self._all_actions() for o in a.option_strings]
+            message += did_you_mean(m[1].split("=")[0], options)
+        return super().error(message)
+
+    def _all_actions(self) -> list[argparse.Action]:
+        actions = list(self._actions)
+        for a in self._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for sub in a.choices.values():
+                    actions += sub._actions
+        return actions
+
+
+def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """Options valid before and after the subcommand (``cells -v``).
+
+    On subcommands their defaults are SUPPRESS, so that a value given before
+    the subcommand is not reset by the subparser.
+    """
+    d: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument("--sysroot", metavar="DIR", **d,
+                   help="read sysfs and the device tree below DIR "
+                        "(default: $NVMEMD_SYSROOT or /); implies --direct")
+    p.add_argument("--config", metavar="FILE", **d,
+                   help="configuration file "
+                        "(default: /etc/nvmemd/nvmemd.toml under the sysroot)")
+    p.add_argument("--direct", action="store_true", **d,
+                   help="read sysfs directly even when the daemon is running")
+    p.add_argument("--address", metavar="ADDR", **d,
+                   help="ask the daemon on the D-Bus bus at ADDR")
+    p.add_argument("--session", action="store_true", **d,
+                   help="ask the daemon on the session bus")
+    p.add_argument("-v", "--verbose", action="count", **({"default": 0} if top else d),
+                   help="log warnings and errors (-vv: also debug messages)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
+    _global_options(common, top=False)
     common.add_argument("--json", action="store_true", help="machine-readable output")
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="nvmemd-query",
         description="Read NVMEM providers and cells as the Linux kernel defines them.",
+        epilog="Exit status: 0 ok, 1 failure (verify: differences), 2 invalid argument, "
+               "3 not found, 4 permission denied, 5 I/O or sysroot error, 6 provider gone, "
+               "7 wait timed out. See nvmemd-query(1).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--sysroot", metavar="DIR",
-                        help="read sysfs and the device tree below DIR "
-                             "(default: $NVMEMD_SYSROOT or /)")
-    parser.add_argument("--config", metavar="FILE",
-                        help="configuration file "
-                             "(default: /etc/nvmemd/nvmemd.toml under the sysroot)")
-    parser.add_argument("--direct", action="store_true",
-                        help="read sysfs directly even when the daemon is running")
-    bus = parser.add_mutually_exclusive_group()
-    bus.add_argument("--address", metavar="ADDR",
-                     help="ask the daemon on the D-Bus bus at ADDR")
-    bus.add_argument("--session", action="store_true",
-                     help="ask the daemon on the session bus")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _global_options(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="see nvmemd-query COMMAND --help",
+                                parser_class=Parser)
 
-    sub.add_parser("providers", parents=[common], help="list nvmem providers")
+    p = sub.add_parser("providers", parents=[common], help="list nvmem providers")
+    p.add_argument("--names", action="store_true",
+                   help="only the names, one a line (scripts, shell completion)")
 
     p = sub.add_parser("cells", parents=[common], help="list cells with their values")
     p.add_argument("provider", nargs="?", help="only this provider")
+    p.add_argument("--names", action="store_true",
+                   help="only PROVIDER/NAME of each cell, one a line "
+                        "(scripts, shell completion)")
 
-    p = sub.add_parser("get", parents=[common], help="read one cell")
-    p.add_argument("spec", help="name, PROVIDER:NAME, NAME@OFFSET,BIT, DT path or DT label; "
-                                "with --consumer/--netdev: the consumer's name for the cell")
+    p = sub.add_parser("get", parents=[common], help="read cells")
+    p.add_argument("spec", nargs="+",
+                   help="name, PROVIDER:NAME, PROVIDER/NAME, NAME@OFFSET,BIT, DT path or "
+                        "DT label; with --consumer/--netdev: the consumer's name for the "
+                        "cell; with --env: VAR=SPEC names the variable. Several: one "
+                        "line each (a JSON array with --json)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--provider", metavar="P", help="look only at provider P")
     where.add_argument("--consumer", metavar="NODE",
@@ -105,35 +192,56 @@ def build_parser() -> argparse.ArgumentParser:
                             "nvmem-cell-names entry SPEC, with its index argument")
     where.add_argument("--netdev", metavar="IF",
                        help="like --consumer, for the DT node of network interface IF")
-    p.add_argument("--format", "-f", choices=FORMATS, default="hex")
+    p.add_argument("--format", "-f", choices=FORMATS, default="hex",
+                   help="how to print the value (default hex): raw bytes, a MAC address "
+                        "(checked as the kernel's is_valid_ether_addr()), UTF-8 text "
+                        "(trailing NUL and 0xff padding removed), an unsigned integer")
     p.add_argument("--endian", choices=("little", "big"), default="little",
-                   help="byte order of the u8..u64 formats")
+                   help="byte order of the u8..u64 formats (default little)")
     p.add_argument("--index", type=_int, default=0, metavar="N",
                    help="with --format mac: address N of the range the cell's MAC starts")
     p.add_argument("--mac-mode", choices=MAC_MODES, default="48",
                    help="how --index adds: 48 = the kernel's eth_addr_add() (carries into "
                         "the OUI), 24 = OpenWrt's macaddr_add (NIC part only)")
+    p.add_argument("--env", action="store_true",
+                   help="print VAR=\"value\" lines for sh eval and systemd EnvironmentFile=: "
+                        "VAR from VAR=SPEC or the cell name (upper case, [A-Z0-9_])")
 
     p = sub.add_parser("dump", parents=[common], help="hexdump a provider's raw bytes")
-    p.add_argument("provider")
-    p.add_argument("--offset", type=_int, default=0)
-    p.add_argument("--length", type=_int, default=None, help="default: to the end")
+    p.add_argument("provider", help="the provider's name (see providers)")
+    p.add_argument("--offset", type=_int, default=0, help="first byte (default 0)")
+    p.add_argument("--length", type=_int, default=None, help="bytes (default: to the end)")
 
     sub.add_parser("verify", parents=[common],
                    help="compare with the kernel's cells/ directories (6.8+)")
 
-    p = sub.add_parser("wait", help="wait until a cell is published (exit 7 on timeout)")
-    p.add_argument("spec", help="as for get")
-    p.add_argument("--timeout", type=float, default=90.0, metavar="S",
+    p = sub.add_parser("wait", parents=[common],
+                       help="wait until a cell can be read as get reads it (exit 7 on timeout)")
+    p.add_argument("spec", help="as for get (PROVIDER/NAME: a systemd-escape'd instance name)")
+    p.add_argument("--provider", metavar="P", help="look only at provider P")
+    p.add_argument("--timeout", type=_seconds, default=90.0, metavar="S",
                    help="give up after S seconds (default 90)")
 
-    p = sub.add_parser("snapshot", help="record the nvmem state for a bug report")
-    p.add_argument("output", metavar="OUT.tar.gz")
+    p = sub.add_parser("snapshot", parents=[common],
+                       help="record the nvmem state for a bug report")
+    p.add_argument("output", metavar="OUT.tar.gz", help="the archive; - for standard output")
     p.add_argument("--include-protected", action="store_true",
                    help="also record the contents of root-only providers")
-    p.add_argument("--max-provider-bytes", type=_int, default=16 * 1024 * 1024, metavar="N",
+    p.add_argument("--max-provider-bytes", type=_size, default=16 * 1024 * 1024, metavar="N",
                    help="record at most N bytes of each provider (default 16 MiB)")
     return parser
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Options that contradict each other: the daemon reads the real system, not a sysroot."""
+    bus = "--address" if args.address else "--session" if args.session else None
+    if args.address and args.session:
+        raise InvalidArgumentError("--address and --session both name a bus: give one")
+    if bus and args.sysroot:
+        raise InvalidArgumentError(f"--sysroot conflicts with {bus}: the daemon reads the "
+                                   "real system; use --direct for a sysroot")
+    if bus and args.direct:
+        raise InvalidArgumentError(f"--direct conflicts with {bus}")
 
 
 # --- output ------------------------------------------------------------------------
@@ -160,6 +268,20 @@ def _short_hex(value: str | None, error: str | None) -> str:
     return value if len(value) <= 64 else value[:64] + "…"
 
 
+def _text_column(value: str | None) -> str:
+    """The value as text when its bytes are printable ASCII (padding removed), else ''."""
+    if value is None:
+        return ""
+    text = text_of(bytes.fromhex(value))
+    if text is None:
+        return ""
+    return '"' + (text if len(text) <= 40 else text[:40] + "…") + '"'
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"nvmemd-query: {message}\n")
+
+
 def hexdump(data: bytes, base: int) -> bytes:
     """``hexdump -C`` style lines."""
     lines = []
@@ -173,43 +295,35 @@ def hexdump(data: bytes, base: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-# --- commands ----------------------------------------------------------------------
-
-
-def run(args: argparse.Namespace, out: BinaryIO) -> int:
-    if args.command == "snapshot":
-        return snapshot(args, out)
-    backend = _dbus_backend(args)
-    if backend is not None:
-        try:
-            if args.command == "wait":
-                return EXIT_OK if backend.wait(args.spec, args.timeout) else EXIT_TIMEOUT
-            return dispatch(backend, args, out)
-        finally:
-            backend.close()
-    if args.command == "wait":
-        return _direct_wait(args)
-    from .direct import DirectBackend
-
-    only = named_provider(args)
-    return dispatch(DirectBackend.open(args.sysroot, args.config, only), args, out)
+# --- back ends -----------------------------------------------------------------------
 
 
 def named_provider(args: argparse.Namespace) -> str | None:
-    """The one provider a command is about, when it names one; else None (all)."""
+    """The one provider a command is about, when it names one; else None (all).
+
+    Only a provider that exists narrows the scan; an absent one is reported
+    by the full registry, with the names it might have meant.
+    """
     if args.command in ("cells", "dump"):
         return str(args.provider) if args.provider else None
-    if args.command != "get" or args.consumer is not None or args.netdev is not None:
+    if args.command not in ("get", "wait"):
+        return None
+    if getattr(args, "consumer", None) is not None or getattr(args, "netdev", None) is not None:
         return None
     if args.provider:
         return str(args.provider)
-    head, colon, _ = args.spec.partition(":")
-    if colon and not args.spec.startswith("/") and head:
-        from ..providers import NVMEM_BUS
-        from ..sysroot import Sysroot
+    specs = args.spec if isinstance(args.spec, list) else [args.spec]
+    heads = {split_provider(s.partition("=")[2] if "=" in s else s)[0] for s in specs}
+    if len(heads) != 1:
+        return None
+    (head,) = heads
+    if head is None:
+        return None
+    from ..providers import NVMEM_BUS
+    from ..sysroot import Sysroot
 
-        if os.path.lexists(Sysroot.from_arg(args.sysroot).host_path(f"{NVMEM_BUS}/{head}")):
-            return str(head)
+    if os.path.lexists(Sysroot.from_arg(args.sysroot).host_path(f"{NVMEM_BUS}/{head}")):
+        return head
     return None
 
 
@@ -233,7 +347,7 @@ def _system_bus_present() -> bool:
     return False
 
 
-def _dbus_backend(args: argparse.Namespace) -> Any:
+def _dbus_backend(args: argparse.Namespace) -> Backend | None:
     """The D-Bus back end when the daemon is to be asked, else None (direct mode).
 
     ``--address``/``--session`` insist on the daemon; otherwise it is used when
@@ -241,7 +355,7 @@ def _dbus_backend(args: argparse.Namespace) -> Any:
     than ``/`` is given (the daemon reads the real system).
     """
     explicit = bool(args.address or args.session)
-    if args.direct:  # --direct forces sysfs, whatever else is given
+    if args.direct:
         return None
     if not explicit:
         sysroot = args.sysroot or os.environ.get("NVMEMD_SYSROOT")
@@ -254,145 +368,121 @@ def _dbus_backend(args: argparse.Namespace) -> Any:
     return DBusBackend.connect(args.address, args.session, require_daemon=explicit)
 
 
-def _direct_wait(args: argparse.Namespace) -> int:
-    """``wait`` without the daemon: rescan sysfs until the cell is there."""
-    import time
-
-    from ..config import load_config
-    from ..registry import scan
+def open_backend(args: argparse.Namespace) -> Backend:
+    backend = _dbus_backend(args)
+    if backend is not None:
+        return backend
     from ..sysroot import Sysroot
+    from .direct import DirectBackend
 
-    if not args.spec:
-        raise InvalidArgumentError("empty cell specification")
-    root = Sysroot.from_arg(args.sysroot)
-    deadline = time.monotonic() + args.timeout
-    while True:
-        registry = scan(root, load_config(root, args.config))
-        try:
-            if registry.find_cells(args.spec):
-                return EXIT_OK
-        except NotFoundError:
-            pass  # PROVIDER:NAME of a provider that is not there yet
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return EXIT_TIMEOUT
-        time.sleep(min(0.25, remaining))
+    setup_logging(args.verbose)  # the library logs; silent without -v
+    warning = Sysroot.from_arg(args.sysroot).validate()
+    if warning:
+        _warn(warning)
+    return DirectBackend.open(args.sysroot, args.config, named_provider(args))
 
 
-def snapshot(args: argparse.Namespace, out: BinaryIO) -> int:
-    """Always direct: a snapshot records sysfs itself, not the daemon's view."""
-    from pathlib import Path
+# --- commands ----------------------------------------------------------------------
 
-    from ..snapshot import take_snapshot
-    from ..sysroot import Sysroot
+Command = Callable[["Backend", argparse.Namespace, BinaryIO], int]
 
-    info = take_snapshot(Sysroot.from_arg(args.sysroot), Path(args.output),
-                         args.include_protected, args.max_provider_bytes)
-    out.write(f"{args.output}: {len(info.providers)} provider(s)\n".encode())
-    if info.protected_omitted:
-        out.write(("contents of root-only providers left out (use --include-protected): "
-                   + ", ".join(info.protected_omitted) + "\n").encode())
-    for line in info.truncated + info.unreadable:
-        out.write(f"note: {line}\n".encode())
+
+def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    providers = backend.providers()
+    if args.names:
+        out.write("".join(f"{p['name']}\n" for p in providers).encode())
+        return EXIT_OK
+    if args.json:
+        _print_json(out, providers)
+        return EXIT_OK
+    rows = [["NAME", "TYPE", "SIZE", "ACCESS", "CELLS", "LEGACY", "OF_NODE"]]
+    for p in providers:
+        access = ("root-only " if p.get("root_only") else "") + (
+            "ro" if p.get("read_only", True) else "rw")
+        rows.append([p["name"], p.get("type", "?"), str(p.get("size", "?")), access,
+                     str(p["cells"]) + (" (rejected)" if p.get("rejected") else ""),
+                     "yes" if p.get("legacy_cells") else "no", p.get("of_node") or "-"])
+    _table(out, rows)
+    for p in providers:
+        for note in p.get("notes", [])[1:]:
+            out.write(f"{p['name']}: {note}\n".encode("utf-8", "backslashreplace"))
+    for p in providers:
+        for err in p.get("errors", []):
+            _warn(err)
     return EXIT_OK
 
 
-def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
-    if args.command == "providers":
-        providers = backend.providers()
-        if args.json:
-            _print_json(out, providers)
-        else:
-            rows = [["NAME", "TYPE", "SIZE", "ACCESS", "CELLS", "LEGACY", "OF_NODE"]]
-            for p in providers:
-                access = ("root-only " if p.get("root_only") else "") + (
-                    "ro" if p.get("read_only", True) else "rw")
-                rows.append([p["name"], p.get("type", "?"), str(p.get("size", "?")), access,
-                             str(p["cells"]) + (" (rejected)" if p.get("rejected") else ""),
-                             "yes" if p.get("legacy_cells") else "no", p.get("of_node") or "-"])
-            _table(out, rows)
-            for p in providers:
-                for note in p.get("notes", [])[1:]:
-                    out.write(f"{p['name']}: {note}\n".encode("utf-8", "backslashreplace"))
-            for p in providers:
-                for err in p.get("errors", []):
-                    sys.stderr.write(f"nvmemd-query: {err}\n")
+def cmd_cells(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    cells = backend.cells(args.provider)
+    if args.names:
+        out.write("".join(f"{c['provider']}/{c['name']}\n" for c in cells).encode(
+            "utf-8", "backslashreplace"))
         return EXIT_OK
-
-    if args.command == "cells":
-        cells = backend.cells(args.provider)
-        if args.json:
-            _print_json(out, cells)
-        else:
-            rows = [["PROVIDER", "CELL", "BYTES", "SOURCE", "VALUE"]]
-            for c in cells:
-                rows.append([c["provider"], c["sysfs_name"], str(c["bytes"]), c["source"],
-                             _short_hex(c.get("value"), c.get("error"))])
-            _table(out, rows)
-        for err in backend.errors(args.provider):
-            sys.stderr.write(f"nvmemd-query: {err}\n")
-        return EXIT_OK
-
-    if args.command == "get":
-        record, value = _get(backend, args)
-        if args.format == "mac":
-            value = _mac_value(record, value, args)
-        elif args.index or args.mac_mode != "48":
-            raise InvalidArgumentError("--index and --mac-mode derive a MAC address: "
-                                       "use --format mac")
-        formatted = format_value(value, args.format, args.endian)
-        if args.json:
-            record = dict(record, value=value.hex())
-            if args.format not in ("hex", "raw"):
-                record["formatted"] = formatted.decode().rstrip("\n")
-            _print_json(out, record)
-        else:
-            out.write(formatted)
-        return EXIT_OK
-
-    if args.command == "dump":
-        offset = args.offset
-        data = backend.dump(args.provider, offset, args.length)
-        if args.json:
-            _print_json(out, {"provider": args.provider, "offset": offset,
-                              "length": len(data), "data": data.hex()})
-        else:
-            out.write(hexdump(data, offset))
-        return EXIT_OK
-
-    if args.command == "verify":
-        report = backend.verify()
-        if args.json:
-            _print_json(out, report)
-        else:
-            for line in report["checked"]:
-                out.write(f"checked {line}\n".encode())
-            for line in report["skipped"]:
-                out.write(f"skipped {line}\n".encode())
-            for line in report["differences"]:
-                out.write(f"DIFFERENCE {line}\n".encode())
-            if not report["checked"]:
-                out.write(b"nothing to verify: no provider has a kernel cells/ directory "
-                          b"(kernel older than 6.8?)\n")
-        return EXIT_FAILURE if report["differences"] else EXIT_OK
-
-    raise InvalidArgumentError(f"unknown command {args.command}")
+    if args.json:
+        _print_json(out, cells)
+    else:
+        rows = [["PROVIDER", "CELL", "BYTES", "SOURCE", "VALUE", "TEXT"]]
+        for c in cells:
+            rows.append([c["provider"], c["sysfs_name"], str(c["bytes"]), c["source"],
+                         _short_hex(c.get("value"), c.get("error")),
+                         _text_column(c.get("value"))])
+        _table(out, rows)
+    for err in backend.errors(args.provider):
+        _warn(err)
+    return EXIT_OK
 
 
-def _get(backend: Any, args: argparse.Namespace) -> tuple[dict[str, Any], bytes]:
+def _get_one(backend: Backend, spec: str, args: argparse.Namespace
+             ) -> tuple[CellRecord, bytes]:
     if args.consumer is None and args.netdev is None:
-        record, value = backend.get(args.spec, args.provider)
-        return dict(record), value
-    if args.index:
+        record, value = backend.get(spec, args.provider)
+        return record, value
+    return backend.get_consumer(spec, consumer=args.consumer, netdev=args.netdev)
+
+
+def cmd_get(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    if args.index and (args.consumer is not None or args.netdev is not None):
         raise InvalidArgumentError("--index conflicts with --consumer/--netdev: the "
                                    "consumer's nvmem-cells argument is the index")
-    if not hasattr(backend, "get_consumer"):
-        raise InvalidArgumentError("this back end cannot resolve DT consumers; use --direct")
-    record, value = backend.get_consumer(args.spec, consumer=args.consumer, netdev=args.netdev)
-    return dict(record), value
+    if args.format != "mac" and (args.index or args.mac_mode != "48"):
+        raise InvalidArgumentError("--index and --mac-mode derive a MAC address: "
+                                   "use --format mac")
+    if args.env and (args.json or args.format == "raw"):
+        raise InvalidArgumentError("--env prints text lines: not with --json or --format raw")
+    if args.format == "raw" and len(args.spec) > 1:
+        raise InvalidArgumentError("--format raw reads one cell (raw values have no separator)")
+    named = [s.partition("=") if args.env and "=" in s else ("", "", s) for s in args.spec]
+    if not args.env and any(var for var, _, _ in named):
+        raise InvalidArgumentError("VAR=SPEC names an --env variable: use --env")
+    # Every cell first, then the output: a failing spec prints nothing at all.
+    results = []
+    variables: set[str] = set()
+    for var, _, spec in named:
+        record, value = _get_one(backend, spec, args)
+        if args.format == "mac":
+            value = _mac_value(record, value, args)
+        formatted = format_value(value, args.format, args.endian)
+        if args.env:
+            var = var or env_name(str(record["name"]))
+            if var in variables:
+                raise InvalidArgumentError(f"variable {var} given twice: name one with VAR=SPEC")
+            variables.add(var)
+            formatted = env_line(var, formatted)
+        results.append((record, value, formatted))
+    if args.json:
+        records = []
+        for record, value, formatted in results:
+            rec: dict[str, Any] = dict(record, value=value.hex())
+            if args.format not in ("hex", "raw"):
+                rec["formatted"] = formatted.decode().rstrip("\n")
+            records.append(rec)
+        _print_json(out, records[0] if len(records) == 1 else records)
+        return EXIT_OK
+    out.write(b"".join(formatted for _, _, formatted in results))
+    return EXIT_OK
 
 
-def _mac_value(record: dict[str, Any], value: bytes, args: argparse.Namespace) -> bytes:
+def _mac_value(record: CellRecord, value: bytes, args: argparse.Namespace) -> bytes:
     """The MAC a ``--format mac`` read prints: mac-base decoded, then ``--index`` added."""
     from ..macaddr import decode_mac_base, derive
 
@@ -405,30 +495,150 @@ def _mac_value(record: dict[str, Any], value: bytes, args: argparse.Namespace) -
         raise InvalidArgumentError(f"--index {args.index}: the ONIE EEPROM allots {num_macs} "
                                    "address(es) (num-macs)")
     if args.index:
-        value = derive(value, args.index, args.mac_mode)
+        value = derive(value, args.index, args.mac_mode, strict=True)
     return value
 
 
+def cmd_dump(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    data = backend.dump(args.provider, args.offset, args.length)
+    if args.json:
+        _print_json(out, {"provider": args.provider, "offset": args.offset,
+                          "length": len(data), "data": data.hex()})
+    else:
+        out.write(hexdump(data, args.offset))
+    return EXIT_OK
+
+
+def cmd_verify(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    report = backend.verify()
+    if args.json:
+        _print_json(out, report)
+    else:
+        for line in report["checked"]:
+            out.write(f"checked {line}\n".encode())
+        for line in report["skipped"]:
+            out.write(f"skipped {line}\n".encode())
+        for line in report["differences"]:
+            out.write(f"DIFFERENCE {line}\n".encode())
+        if not report["checked"]:
+            out.write(b"nothing to verify: no provider has a kernel cells/ directory "
+                      b"(kernel older than 6.8?)\n")
+    return EXIT_FAILURE if report["differences"] else EXIT_OK
+
+
+#: What `wait` waits through: the cell may yet appear, or become readable.
+_NOT_YET: Final = (NotFoundError, ProviderGoneError, ProviderIOError)
+
+
+def cmd_wait(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    """Ready once ``get SPEC`` would succeed: resolved exactly as get does, and read.
+
+    Invalid or ambiguous specs and permission errors fail at once; on timeout
+    the last reason the cell was not ready is printed.
+    """
+    import time
+
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            record, value = backend.get(args.spec, args.provider)
+        except _NOT_YET as e:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _warn(f"timed out after {args.timeout:g} s waiting for '{args.spec}': {e}")
+                return EXIT_TIMEOUT
+            backend.refresh(remaining)
+            continue
+        if args.json:
+            _print_json(out, dict(record, value=value.hex()))
+        return EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace, out: BinaryIO) -> int:
+    """Always direct: a snapshot records sysfs itself, not the daemon's view."""
+    from ..snapshot import take_snapshot, write_snapshot
+    from ..sysroot import Sysroot
+
+    setup_logging(args.verbose)
+    root = Sysroot.from_arg(args.sysroot)
+    warning = root.validate()
+    if warning:
+        _warn(warning)
+    if args.output == "-":
+        info = take_snapshot(root, out, args.include_protected, args.max_provider_bytes)
+        report = sys.stderr.buffer
+    else:
+        info = write_snapshot(root, args.output, args.include_protected,
+                              args.max_provider_bytes)
+        report = out
+    if args.json:
+        _print_json(report, dict(vars(info), output=args.output))
+        return EXIT_OK
+    report.write(f"{args.output}: {len(info.providers)} provider(s)\n".encode())
+    if info.protected_omitted:
+        report.write(("contents of root-only providers left out (use --include-protected): "
+                      + ", ".join(info.protected_omitted) + "\n").encode())
+    for line in info.truncated + info.unreadable:
+        report.write(f"note: {line}\n".encode())
+    return EXIT_OK
+
+
+COMMANDS: Final[dict[str, Command]] = {
+    "providers": cmd_providers,
+    "cells": cmd_cells,
+    "get": cmd_get,
+    "dump": cmd_dump,
+    "verify": cmd_verify,
+    "wait": cmd_wait,
+}
+
+
+def run(args: argparse.Namespace, out: BinaryIO) -> int:
+    check_options(args)
+    if args.command == "snapshot":
+        return cmd_snapshot(args, out)
+    backend = open_backend(args)
+    try:
+        return COMMANDS[args.command](backend, args, out)
+    finally:
+        backend.close()
+
+
+def setup_logging(verbose: int) -> Any:
+    """Logging to stderr at the -v level (none: silent); returns the nvmemd logger.
+
+    Called only where logging is imported anyway (the direct back end's library
+    modules log) or asked for: the D-Bus path does not pay for the import.
+    """
+    import logging
+
+    if not logging.getLogger().handlers:
+        level = {0: logging.CRITICAL, 1: logging.WARNING}.get(verbose, logging.DEBUG)
+        logging.basicConfig(level=level, format="nvmemd-query: %(message)s")
+    return logging.getLogger("nvmemd")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.CRITICAL,
-                        format="nvmemd-query: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.verbose:
+        setup_logging(args.verbose)
     out = sys.stdout.buffer
     try:
         return run(args, out)
     except NvmemError as e:
-        sys.stderr.write(f"nvmemd-query: {e}\n")
+        _warn(str(e))
         return exit_code_for(e)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
+    except OSError as e:
+        _warn(describe_os_error(e))
+        return exit_code_for_os_error(e)
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # never a traceback for users; -v shows it
-        logging.getLogger("nvmemd").debug("internal error", exc_info=True)
-        sys.stderr.write(f"nvmemd-query: internal error: {e!r} (please report; "
-                         "run with -v for details)\n")
+        setup_logging(args.verbose).error("internal error", exc_info=True)
+        _warn(f"internal error: {e!r} (please report; run with -v for details)")
         return EXIT_FAILURE
 
 

@@ -70,6 +70,8 @@ class DBusBackend:
     def verify(self) -> dict[str, list[str]]:
         return self._client.verify()
 
-    def wait(self, spec: str, timeout: float) -> bool:
-        """True as soon as a cell matching *spec* is published, False after *timeout* s."""
-        return self._client.wait_for_cell(spec, timeout)
+    def refresh(self, timeout: float) -> None:
+        """``wait``'s retry: the daemon's state is current on every call; pause briefly."""
+        import time
+
+        time.sleep(max(0.0, min(timeout, 0.25)))

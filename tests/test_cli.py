@@ -1,0 +1,390 @@
+"""``nvmemd-query`` as integrators use it (issue 12) and its error paths (issue 11 #9).
+
+Every command runs as a user would run it (a subprocess of the venv's entry
+point) against the demo board; the unit files' commands are run verbatim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from nvmemd.cli.formats import env_line, env_name, format_value
+from nvmemd.errors import InvalidArgumentError
+
+from .test_systemd_units import WAIT_UNIT, _exec_start, _local_binaries, expand_exec, unit_env
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+QUERY = str(VENV_BIN / "nvmemd-query")
+
+
+def run(*argv: str, env: dict[str, str] | None = None, timeout: float = 60
+        ) -> subprocess.CompletedProcess[str]:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("NVMEMD_")}
+    return subprocess.run([QUERY, *argv], capture_output=True, text=True, timeout=timeout,
+                          env=e | (env or {}))
+
+
+def demo(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    return run("--sysroot", str(root), *argv)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    return lines[0]
+
+
+# --- 1. PROVIDER/NAME, the form systemd-escape'd instance names take -------------------
+
+
+def test_provider_slash_name(demo_board_sysroot: Path) -> None:
+    slash = demo(demo_board_sysroot, "get", "board-eeprom1/serial-number", "--format", "string")
+    colon = demo(demo_board_sysroot, "get", "board-eeprom1:serial-number", "--format", "string")
+    assert slash.returncode == 0, slash.stderr
+    assert slash.stdout == colon.stdout == "NVD-2026-000042\n"
+    # a DT path keeps its leading slash and is not a provider
+    assert demo(demo_board_sysroot, "get", "/nvmem/eeprom@50/nope").returncode == 3
+
+
+@pytest.mark.skipif(shutil.which("systemd-escape") is None, reason="systemd-escape missing")
+def test_wait_unit_as_documented(demo_board_sysroot: Path) -> None:
+    """The wait template's comment: `systemd-escape 'PROVIDER/NAME'` is the instance."""
+    text = WAIT_UNIT.read_text()
+    assert "systemd-escape 'eeprom0/mac-address'" in text
+    instance = subprocess.run(["systemd-escape", "board-eeprom1/mac-address"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    argv = _local_binaries(expand_exec(_exec_start(WAIT_UNIT), instance))
+    assert "board-eeprom1/mac-address" in argv
+    proc = subprocess.run(argv, env=unit_env(demo_board_sysroot), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_unknown_provider_is_named(demo_board_sysroot: Path) -> None:
+    proc = demo(demo_board_sysroot, "get", "board-eeprom/serial-number")
+    assert proc.returncode == 3
+    line = one_line_error(proc)
+    assert "no nvmem provider named 'board-eeprom'" in line and "board-eeprom1" in line
+
+
+# --- 2. wait resolves as get does ----------------------------------------------------
+
+
+def test_wait_ambiguous_fails_at_once(demo_board_sysroot: Path) -> None:
+    start = time.monotonic()
+    proc = demo(demo_board_sysroot, "wait", "mac-address", "--timeout", "30")
+    assert proc.returncode == 2 and "ambiguous" in proc.stderr
+    assert time.monotonic() - start < 20
+
+
+def test_wait_timeout_says_why(demo_board_sysroot: Path) -> None:
+    proc = demo(demo_board_sysroot, "wait", "board-eeprom1/nope", "--timeout", "0.3")
+    assert proc.returncode == 7
+    line = one_line_error(proc)
+    assert "timed out" in line and "no cell matches 'board-eeprom1/nope'" in line
+
+
+def test_wait_unreadable_cell_is_not_ready(demo_copy: Path) -> None:
+    nvmem = (demo_copy / "sys/bus/nvmem/devices/board-eeprom1").resolve() / "nvmem"
+    nvmem.write_bytes(nvmem.read_bytes()[:8])  # the cells lie past the end now
+    proc = demo(demo_copy, "wait", "board-eeprom1/serial-number", "--timeout", "0.3")
+    assert proc.returncode == 7, proc.stderr
+    assert "extends past the end" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "-inf", "soon"])
+def test_wait_timeout_must_be_finite(demo_board_sysroot: Path, value: str) -> None:
+    proc = demo(demo_board_sysroot, "wait", "hw-revision", f"--timeout={value}")
+    assert proc.returncode == 2 and "--timeout" in proc.stderr
+
+
+# --- 4, 5, 9b. sysroot and OS errors ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "no-sys"])
+@pytest.mark.parametrize("prog", ["nvmemd-query", "nvmemd"])
+def test_wrong_sysroot(tmp_path: Path, kind: str, prog: str) -> None:
+    root = tmp_path / "root"
+    if kind == "file":
+        root.write_text("")
+    elif kind == "no-sys":
+        root.mkdir()
+    argv = [str(VENV_BIN / prog), "--sysroot", str(root)]
+    if prog == "nvmemd-query":
+        argv.append("providers")
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 5
+    assert f"sysroot {root}" in proc.stderr.splitlines()[-1]
+
+
+def test_no_nvmem_bus_is_said(tmp_path: Path) -> None:
+    (tmp_path / "sys").mkdir()
+    proc = demo(tmp_path, "providers")
+    assert proc.returncode == 0
+    assert "no /sys/bus/nvmem" in proc.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                    reason="needs root and setpriv to run as nobody")
+def test_unreadable_sysroot_is_permission_denied(demo_copy: Path) -> None:
+    (demo_copy / "sys/bus/nvmem/devices").chmod(0)
+    proc = subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", QUERY,
+         "--sysroot", str(demo_copy), "cells"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4, proc.stderr
+    assert "Permission denied" in one_line_error(proc)
+
+
+def test_snapshot_destination_errors(demo_board_sysroot: Path, tmp_path: Path) -> None:
+    cases = {str(tmp_path): "is a directory",
+             str(tmp_path / "missing" / "s.tar.gz"): "No such file or directory"}
+    if Path("/dev/full").exists():
+        cases["/dev/full"] = "No space left on device"
+    for dest, message in cases.items():
+        proc = demo(demo_board_sysroot, "snapshot", dest)
+        assert proc.returncode == 5, (dest, proc.stderr)
+        assert message in one_line_error(proc)
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("value", ["1e20", str(10**20), "-1"])
+def test_max_provider_bytes_bounded(demo_board_sysroot: Path, tmp_path: Path,
+                                    value: str) -> None:
+    proc = demo(demo_board_sysroot, "snapshot", "--max-provider-bytes", value,
+                str(tmp_path / "s.tar.gz"))
+    assert proc.returncode == 2 and "--max-provider-bytes" in proc.stderr
+
+
+def test_deeply_nested_config(demo_board_sysroot: Path, tmp_path: Path) -> None:
+    config = tmp_path / "deep.toml"
+    config.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    proc = demo(demo_board_sysroot, "--config", str(config), "providers")
+    assert proc.returncode == 2
+    assert "nested too deeply" in one_line_error(proc)
+
+
+# --- 6, 7. formats -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mac", [b"\xff" * 6, bytes(6), b"\x01\x00\x5e\x00\x00\x01"])
+def test_format_mac_refuses_what_the_kernel_refuses(mac: bytes) -> None:
+    with pytest.raises(InvalidArgumentError, match="is_valid_ether_addr"):
+        format_value(mac, "mac")
+
+
+def test_mac_index_overflow(demo_board_sysroot: Path) -> None:
+    proc = demo(demo_board_sysroot, "get", "base-mac", "--format", "mac",
+                "--index", "99999999999999999")
+    assert proc.returncode == 2 and "overflows" in one_line_error(proc)
+
+
+def test_string_strips_erased_padding(demo_board_sysroot: Path) -> None:
+    proc = demo(demo_board_sysroot, "get", "asset-tag", "product-name", "--format", "string")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "ASSET-0042\nnvmemd demo board rev B\n"
+    assert format_value(b"ab\0\xff\xff", "string") == b"ab\n"
+
+
+# --- 8. options where people type them ---------------------------------------------------
+
+
+def test_global_options_after_the_subcommand(demo_board_sysroot: Path) -> None:
+    before = run("--sysroot", str(demo_board_sysroot), "providers")
+    after = run("providers", "--sysroot", str(demo_board_sysroot))
+    assert after.returncode == 0 and after.stdout == before.stdout
+    assert run("cells", "-v", "--sysroot", str(demo_board_sysroot)).returncode == 0
+    assert run("get", "hw-revision", "--direct", "--sysroot", str(demo_board_sysroot),
+               "-f", "u8").stdout == "59\n"
+
+
+def test_verbose_help_matches_level() -> None:
+    out = run("--help").stdout
+    assert "-v, --verbose" in out and "warnings and errors" in " ".join(out.split())
+
+
+def test_every_option_has_help() -> None:
+    from nvmemd.cli.main import build_parser
+
+    parser = build_parser()
+    subs = [a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction)]
+    parsers = [parser, *subs[0].choices.values()]
+    for p in parsers:
+        for action in p._actions:
+            assert action.help, (p.prog, action.option_strings or action.dest)
+
+
+def test_daemon_version() -> None:
+    proc = subprocess.run([str(VENV_BIN / "nvmemd"), "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and re.fullmatch(r"nvmemd \S+\n", proc.stdout)
+
+
+@pytest.mark.parametrize("argv", [
+    ("--sysroot", "/", "--session", "providers"),
+    ("--direct", "--address", "unix:path=/nonexistent", "providers"),
+    ("providers", "--session", "--sysroot", "/"),
+])
+def test_conflicting_options(argv: tuple[str, ...]) -> None:
+    proc = run(*argv)
+    assert proc.returncode == 2 and "conflicts" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(("argv", "suggestion"), [
+    (("cell",), "'cells'"),
+    (("providers", "--jsn"), "'--json'"),
+    (("get", "x", "--format", "strng"), "'string'"),
+])
+def test_typos_get_suggestions(argv: tuple[str, ...], suggestion: str) -> None:
+    proc = run(*argv)
+    assert proc.returncode == 2 and f"did you mean {suggestion}" in proc.stderr
+
+
+def test_cell_typo_gets_suggestion(demo_board_sysroot: Path) -> None:
+    proc = demo(demo_board_sysroot, "get", "serial-numbr")
+    assert proc.returncode == 3 and "did you mean 'serial-number'" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("command", [("providers",), ("cells",), ("get", "hw-revision"),
+                                     ("dump", "mtd1", "--length", "4"), ("verify",),
+                                     ("wait", "hw-revision")])
+def test_json_everywhere(demo_board_sysroot: Path, command: tuple[str, ...]) -> None:
+    proc = demo(demo_board_sysroot, *command, "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    json.loads(proc.stdout)
+
+
+# --- 9. docs agree on at24 ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["data/nvmemd.toml", "man/nvmemd.toml.5.scd"])
+def test_at24_does_not_opt_into_legacy_cells(path: str) -> None:
+    text = " ".join((REPO / path).read_text().split())
+    assert not re.search(r"add_legacy_fixed_of_cells \(\s*(e\.g\.\s*)?at24", text)
+    assert re.search(r"not at24|at24,? [^.]*does \*?not\*?", text), path
+
+
+# --- 12. README: how the demo's commands get on PATH --------------------------------------
+
+
+def test_readme_says_how_to_get_nvmemd_query_on_path() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert ". .venv/bin/activate" in readme
+    assert (VENV_BIN / "nvmemd-query").exists()
+
+
+# --- 14. several cells per call, environment output --------------------------------------
+
+
+def test_get_several(demo_board_sysroot: Path) -> None:
+    proc = demo(demo_board_sysroot, "get", "hw-revision", "u-boot-env0/ethaddr", "-f", "hex")
+    assert proc.stdout == "3b00\n02005e100010\n"
+    records = json.loads(demo(demo_board_sysroot, "get", "hw-revision", "asset-tag",
+                              "--json").stdout)
+    assert [r["name"] for r in records] == ["hw-revision", "asset-tag"]
+    # one bad spec: nothing printed, the error's exit code
+    proc = demo(demo_board_sysroot, "get", "hw-revision", "nope")
+    assert proc.returncode == 3 and proc.stdout == ""
+
+
+def test_get_env(demo_board_sysroot: Path, tmp_path: Path) -> None:
+    proc = demo(demo_board_sysroot, "get", "--env", "-f", "string", "serial#",
+                "PRODUCT=product-name", "board-eeprom1/serial-number")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ('SERIAL_="NVD-2026-000042"\nPRODUCT="nvmemd demo board rev B"\n'
+                           'SERIAL_NUMBER="NVD-2026-000042"\n')
+    env_file = tmp_path / "board.env"
+    env_file.write_text(proc.stdout)
+    shell = subprocess.run(["sh", "-c", f'. "{env_file}"; printf %s "$PRODUCT"'],
+                           capture_output=True, text=True, check=True)
+    assert shell.stdout == "nvmemd demo board rev B"
+
+
+def test_env_quoting() -> None:
+    assert env_name("mac-address") == "MAC_ADDRESS" and env_name("0x") == "_0X"
+    assert env_line("A", b'a"$`\\b\n') == b'A="a\\"\\$\\`\\\\b"\n'
+    with pytest.raises(InvalidArgumentError):
+        env_line("A", b"a\nb\n")
+    with pytest.raises(InvalidArgumentError):
+        env_line("1A", b"x\n")
+
+
+# --- 15. readable values in the cells table -----------------------------------------------
+
+
+def test_cells_table_shows_text(demo_board_sysroot: Path) -> None:
+    out = demo(demo_board_sysroot, "cells").stdout
+    assert out.splitlines()[0].split()[-1] == "TEXT"
+    line = next(ln for ln in out.splitlines() if "product-name" in ln)
+    assert line.endswith('"nvmemd demo board rev B"')
+    hw = next(ln for ln in out.splitlines() if "hw-revision" in ln)
+    assert hw.rstrip().endswith("3b00")  # one printable byte is no text
+
+
+# --- 10. snapshots unpack with tar and replay ---------------------------------------------
+
+
+def _replay_commands(root: Path) -> list[tuple[str, ...]]:
+    cmds: list[tuple[str, ...]] = [("providers",), ("cells",), ("verify",)]
+    netdevs = sorted(os.listdir(root / "sys/class/net")) if (root / "sys/class/net").is_dir() \
+        else []
+    cmds += [("get", "--netdev", n, "mac-address", "-f", "mac") for n in netdevs]
+    return cmds
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="tar missing")
+def test_snapshot_of_demo_unpacks_with_tar_and_replays(demo_board_sysroot: Path,
+                                                       tmp_path: Path) -> None:
+    archive = tmp_path / "snap.tar.gz"
+    proc = demo(demo_board_sysroot, "snapshot", "--include-protected", str(archive))
+    assert proc.returncode == 0, proc.stderr
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    subprocess.run(["tar", "-xzf", str(archive), "-C", str(replay)], check=True)
+    for cmd in _replay_commands(demo_board_sysroot):
+        want, got = demo(demo_board_sysroot, *cmd), demo(replay, *cmd)
+        assert (got.returncode, got.stdout) == (want.returncode, want.stdout), cmd
+
+
+def test_snapshot_to_stdout(demo_board_sysroot: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([QUERY, "--sysroot", str(demo_board_sysroot), "snapshot", "-"],
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "s.tar.gz").write_bytes(proc.stdout)
+    with tarfile.open(tmp_path / "s.tar.gz") as tf:
+        assert "nvmemd-snapshot/info.json" in tf.getnames()
+    assert b"provider(s)" in proc.stderr
+
+
+# --- 3. the board.env example unit, its ExecStart= run verbatim ----------------------------
+
+
+def test_board_env_example_exec_start(demo_board_sysroot: Path, tmp_path: Path) -> None:
+    from .test_systemd_units import BOARD_ENV_UNIT, one, parse_unit
+
+    unit = parse_unit(BOARD_ENV_UNIT)
+    assert one(unit, "Service", "RuntimeDirectory") == "nvmemd"
+    run_dir = tmp_path / "run"
+    (run_dir / "nvmemd").mkdir(parents=True)  # RuntimeDirectory=nvmemd
+    argv = expand_exec(_exec_start(BOARD_ENV_UNIT), "", runtime_dir=str(run_dir))
+    proc = subprocess.run(argv, env=unit_env(demo_board_sysroot), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    env_file = run_dir / "nvmemd" / "board.env"
+    assert env_file.read_text() == ('SERIAL="NVD-2026-000042"\n'
+                                    'PRODUCT="nvmemd demo board rev B"\nASSET="ASSET-0042"\n')
+    assert not list((run_dir / "nvmemd").glob("*.tmp"))
+    shell = subprocess.run(["sh", "-c", f'. "{env_file}"; printf %s "$PRODUCT"'],
+                           capture_output=True, text=True, check=True)
+    assert shell.stdout == "nvmemd demo board rev B"
