@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nvmemd"
 #: Lowest first.  A module may import modules of its own layer or below.
 #: Subpackages count as one unit ("dbus", "cli", "layouts").
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors",),
+    ("errors", "specs"),  # no internal imports at all
     ("model",),
     ("sysroot", "crc", "records"),
     ("devicetree",),
