@@ -94,7 +94,7 @@ class Daemon:
             bus = NvmemBus(bus_type=BusType.SESSION)
         else:
             bus = NvmemBus(bus_type=BusType.SYSTEM)
-        return await bus.connect()  # type: ignore[return-value]
+        return await bus.connect()
 
     def want_udev(self) -> bool:
         """udev events name host devices: follow them only for the real root."""

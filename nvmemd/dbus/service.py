@@ -37,9 +37,11 @@ logged here with its traceback and answered with a bare
 import asyncio
 import contextvars
 import dataclasses
+import errno
 import functools
 import json
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
@@ -57,6 +59,7 @@ from ..errors import (
     NvmemError,
     ProviderGoneError,
 )
+from ..limits import check_arguments, check_cell_size, check_spec, quote
 from ..model import CellInfo, ProviderEntry
 from ..query import Query, denied
 from ..records import provider_record
@@ -69,6 +72,7 @@ from .fallback import (
     error_reply,
     expects_reply,
 )
+from .flow import LIMITER, install_safe_writer
 from .names import (
     CELL_IFACE,
     ERROR_FAILED,
@@ -123,7 +127,13 @@ def _remember_caller(msg: Message) -> None:
 
 
 class NvmemBus(MessageBus):
-    """A MessageBus that leaves the ObjectManager signals to :class:`Service`."""
+    """A MessageBus that leaves the ObjectManager signals to :class:`Service`,
+    with a write path that waits for a full socket (nvmemd.dbus.flow)."""
+
+    async def connect(self) -> "NvmemBus":
+        await super().connect()
+        install_safe_writer(self)
+        return self
 
     def _emit_interface_added(self, path: str, interface: ServiceInterface) -> None:
         pass
@@ -137,17 +147,33 @@ def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 
     @functools.wraps(fn)
     async def wrapper(self: Any, *args: Any) -> T:
+        call = CURRENT_CALL.get()
         try:
-            return await fn(self, *args)
+            check_arguments(fn.__name__, args)  # nvmemd.limits: before any work
+            async with LIMITER.slot(call.sender if call else None):  # nvmemd.dbus.flow
+                return await fn(self, *args)
         except DBusError:
             raise
         except NvmemError as e:
             raise DBusError(error_name_for(e), str(e)) from None
-        except Exception:
-            log.exception("internal error in %s", fn.__name__)
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise DBusError(error_name_for(InvalidArgumentError()), "name too long") from None
+            _log_internal(fn.__name__, args, e)
+            raise DBusError(ERROR_FAILED, "internal error") from None
+        except Exception as e:
+            _log_internal(fn.__name__, args, e)
             raise DBusError(ERROR_FAILED, "internal error") from None
 
     return wrapper
+
+
+def _log_internal(name: str, args: tuple[Any, ...], e: BaseException) -> None:
+    """Log an unexpected error with its frames, arguments and message cut short."""
+    frames = "".join(traceback.format_tb(e.__traceback__, limit=-8))
+    log.error("internal error in %s(%s): %s: %s\n%s", name,
+              ", ".join(quote(str(a)) for a in args), type(e).__name__, quote(str(e), 200),
+              frames.rstrip())
 
 
 def interface_properties(interface: ServiceInterface) -> dict[str, Variant]:
@@ -180,8 +206,7 @@ class State(Protocol):
 
 
 def _check_spec(spec: str) -> None:
-    if not spec or "\0" in spec or len(spec) > 4096:
-        raise InvalidArgumentError("invalid cell specification")
+    check_spec(spec)  # nvmemd.limits
 
 
 class CellObject:
@@ -229,6 +254,7 @@ class Service:
             raise denied(entry)
 
     async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         await self.check_read(entry)
         if reads_inline(entry, cell):
             return self.state.registry.read_cell(entry, cell)
@@ -455,7 +481,8 @@ class ManagerInterface(ServiceInterface):
     async def read_cell_record(self, spec: "s", provider: "s") -> "(say)":
         """``nvmemd-query get --json``'s record (JSON) and the value, as direct mode gives them."""
         registry = self._service.state.registry
-        entry, _cell = registry.resolve_cell(spec, provider or None)
+        entry, cell = registry.resolve_cell(spec, provider or None)
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         query = await self._service.query_for_caller([entry])
         record, value = await asyncio.to_thread(query.get, spec, provider or None)
         return [json.dumps(record, ensure_ascii=False), value]
@@ -479,6 +506,7 @@ class ManagerInterface(ServiceInterface):
 
         registry = self._service.state.registry
         entry, cell, ref = await asyncio.to_thread(lookup, registry, consumer, name)
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         await self._service.check_read(entry)
         return await asyncio.to_thread(registry.read_cell, entry, cell, name, ref.index)
 
@@ -503,7 +531,9 @@ class ManagerInterface(ServiceInterface):
             node = consumer
             if netdev:
                 node = netdev_of_node(registry.sysroot, registry.tree, netdev)
-            return lookup(registry, node, name)[0]
+            entry, cell, _ref = lookup(registry, node, name)
+            check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
+            return entry
 
         entry = await asyncio.to_thread(find)
         query = await self._service.query_for_caller([entry])
@@ -673,6 +703,7 @@ class CellInterface(ServiceInterface):
     async def read_record(self) -> "s":
         """The record of ``nvmemd-query cells --json`` (JSON): value, or why it is unreadable."""
         entry = self._service.live_entry(self.provider)
+        check_cell_size(self.cell.raw_len, f"{entry.name}:{self.cell.sysfs_name}")
         query = await self._service.query_for_caller([entry])
         record = await asyncio.to_thread(query.cell_record_with_value, entry, self.cell)
         return json.dumps(record, ensure_ascii=False)
