@@ -111,7 +111,7 @@ def check_cell_size(size: int, what: str) -> None:
             "(read it with Provider.Read, in pieces)")
 
 
-def _consumer(value: str) -> None:
+def check_consumer(value: str) -> None:
     """A consumer: a DT path, or a label (``&label`` or bare)."""
     if value.startswith("/"):
         check_dt_path(value, "consumer node")
@@ -137,8 +137,8 @@ ARGUMENTS: Final[dict[str, tuple[Callable[[str], object], ...]]] = {
     "resolve_cell": (check_spec, _optional(_name("provider name"))),
     "read_cell_record": (check_spec, _optional(_name("provider name"))),
     "read_cell_by_name": (check_spec,),
-    "read_consumer_cell": (_consumer, _name("cell name")),
-    "read_consumer_cell_record": (_optional(_consumer), _optional(_name("interface name")),
+    "read_consumer_cell": (check_consumer, _name("cell name")),
+    "read_consumer_cell_record": (_optional(check_consumer), _optional(_name("interface name")),
                                   _name("cell name")),
 }
 

@@ -23,6 +23,7 @@ from .errors import (
     ProviderGoneError,
     ProviderIOError,
 )
+from .limits import check_name, check_spec
 from .model import BrokenProvider, CellInfo, ProviderEntry
 from .providers import list_provider_names
 from .reader import read_range
@@ -80,6 +81,9 @@ class Registry:
     def find_cells(self, spec: str, provider: str | None = None
                    ) -> list[tuple[ProviderEntry, CellInfo]]:
         """Every cell *spec* names (see :func:`match_spec`), in registry order."""
+        check_spec(spec)  # nvmemd.limits: the daemon and the CLI alike
+        if provider is not None:
+            check_name(provider, "provider name")
         if provider is None and ":" in spec and not spec.startswith("/"):
             head, _, rest = spec.partition(":")
             if head in self.entries or head in self.broken:
@@ -103,6 +107,7 @@ class Registry:
         """The one cell *spec* names; NotFoundError or AmbiguousError otherwise."""
         if not spec:
             raise InvalidArgumentError("empty cell specification")
+        check_spec(spec)
         found = self.find_cells(spec, provider)
         if not found:
             named = provider if provider is not None else spec.partition(":")[0]

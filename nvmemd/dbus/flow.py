@@ -134,6 +134,14 @@ def _safe_writer_class(base: Any) -> type:
                 if not fut.done():
                     fut.set_result(None)
 
+        def schedule_write(self, msg: Message | None = None, future: Any = None) -> None:
+            if msg is not None and not self.bus.connected:
+                # A call answered after the connection closed (shutdown): drop the reply.
+                if future is not None and not future.done():
+                    future.set_result(None)
+                return
+            super().schedule_write(msg, future)
+
         def buffer_message(self, msg: Message, future: Any = None) -> None:
             buf = msg._marshall(self.negotiate_unix_fd)
             if len(buf) > MAX_REPLY_BYTES:

@@ -154,6 +154,8 @@ def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
                 return await fn(self, *args)
         except DBusError:
             raise
+        except asyncio.CancelledError:  # shutdown: the reply, if any, is dropped
+            raise DBusError(ERROR_FAILED, "nvmemd is stopping") from None
         except NvmemError as e:
             raise DBusError(error_name_for(e), str(e)) from None
         except OSError as e:

@@ -7,6 +7,10 @@ SECONDS and prints one JSON line: ``{"ok": n, "errors": {name: count}, "calls_pe
 ``python -m tests.robustness.flood --bystander ADDRESS SECONDS PATH`` calls
 ``Cell.Read`` on PATH one at a time for SECONDS and prints
 ``{"ok": n, "errors": {...}, "latencies_ms": [...]}`` (one per call).
+
+``python -m tests.robustness.flood --call ADDRESS PATH IFACE MEMBER SIG JSON-ARGS``
+makes one call (arguments as a JSON list, ``-``: read from standard input) and
+prints its error or reply size.
 """
 
 from __future__ import annotations
@@ -83,7 +87,31 @@ async def bystander(address: str, seconds: float, path: str) -> dict[str, Any]:
     return {"ok": ok, "errors": errors, "latencies_ms": [round(x, 2) for x in latencies]}
 
 
+async def call(address: str, path: str, iface: str, member: str, signature: str,
+               args: list[Any]) -> dict[str, Any]:
+    """One call: the error name and message, or the reply's size; and how long it took."""
+    bus = await MessageBus(bus_address=address).connect()
+    t0 = time.monotonic()
+    reply = await asyncio.wait_for(bus.call(Message(
+        destination=NAME, path=path, interface=iface, member=member, signature=signature,
+        body=args)), 60)
+    elapsed = time.monotonic() - t0
+    bus.disconnect()
+    assert reply is not None
+    if reply.message_type == MessageType.ERROR:
+        return {"error": reply.error_name, "message": reply.body[0] if reply.body else "",
+                "seconds": elapsed}
+    return {"error": None, "size": len(repr(reply.body)), "seconds": elapsed}
+
+
 def main() -> int:
+    if sys.argv[1] == "--call":
+        address, path, iface, member, signature, args = sys.argv[2:8]
+        if args == "-":  # too long for a command line
+            args = sys.stdin.read()
+        print(json.dumps(asyncio.run(call(address, path, iface, member, signature,
+                                          json.loads(args)))), flush=True)
+        return 0
     if sys.argv[1] == "--bystander":
         address, seconds, path = sys.argv[2:5]
         out = asyncio.run(bystander(address, float(seconds), path))
