@@ -16,6 +16,8 @@ The bounds follow the kernel where it has one:
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -158,3 +160,28 @@ def check_arguments(handler: str, args: Sequence[object]) -> None:
             checks[i](value)
         else:
             check_any(value)
+
+
+class RateLimitedLog:
+    """At most *burst* log lines per *interval* seconds; then one line saying how many
+    were suppressed (like the kernel's ``printk_ratelimit``)."""
+
+    def __init__(self, logger: logging.Logger, burst: int = 5, interval: float = 10.0) -> None:
+        self.logger = logger
+        self.burst = burst
+        self.interval = interval
+        self._start = -interval
+        self._count = 0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._start >= self.interval:
+            if self._suppressed:
+                self.logger.warning("%d similar message(s) suppressed", self._suppressed)
+            self._start, self._count, self._suppressed = now, 0, 0
+        if self._count < self.burst:
+            self._count += 1
+            self.logger.warning(msg, *args)
+        else:
+            self._suppressed += 1

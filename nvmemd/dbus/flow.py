@@ -229,3 +229,29 @@ def install_safe_writer(bus: Any, limiter: CallLimiter = LIMITER) -> bool:
         writer.pending_bytes = sum(len(m[0]) for m in writer.messages)
     limiter.writer = writer
     return True
+
+
+#: Where the machine ID lives (machine-id(5)); D-Bus's own copy as a fallback.
+MACHINE_ID_FILES: Final = ("/etc/machine-id", "/var/lib/dbus/machine-id")
+
+
+def answer_machine_id(msg: Message) -> Message | bool | None:
+    """Message handler: ``org.freedesktop.DBus.Peer.GetMachineId`` answered here.
+
+    dbus-fast asks the bus daemon and, when the bus refuses, forwards the bus's
+    error text — which names nvmemd's pid and command line — to the caller.
+    nvmemd answers from machine-id(5) instead, or with a plain error.
+    """
+    if (msg.message_type is not MessageType.METHOD_CALL or msg.member != "GetMachineId"
+            or msg.interface != "org.freedesktop.DBus.Peer" or msg.signature != ""):
+        return None
+    for path in MACHINE_ID_FILES:
+        try:
+            with open(path, encoding="ascii") as f:
+                machine_id = f.read(64).strip()
+        except (OSError, ValueError):
+            continue
+        if len(machine_id) == 32 and all(c in "0123456789abcdef" for c in machine_id):
+            return Message.new_method_return(msg, "s", [machine_id])
+    return Message.new_error(msg, "org.freedesktop.DBus.Error.Failed",
+                             "the machine ID is not available")

@@ -72,7 +72,7 @@ from .fallback import (
     error_reply,
     expects_reply,
 )
-from .flow import LIMITER, install_safe_writer
+from .flow import LIMITER, answer_machine_id, install_safe_writer
 from .names import (
     CELL_IFACE,
     ERROR_FAILED,
@@ -133,6 +133,7 @@ class NvmemBus(MessageBus):
     async def connect(self) -> "NvmemBus":
         await super().connect()
         install_safe_writer(self)
+        self.add_message_handler(answer_machine_id)
         return self
 
     def _emit_interface_added(self, path: str, interface: ServiceInterface) -> None:

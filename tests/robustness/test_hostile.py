@@ -194,3 +194,12 @@ def test_sigterm_with_a_hung_read_and_sighup(start_daemon: StartDaemon,
         subprocess.run(["umount", "-l", str(device)], capture_output=True)
         fuse.kill()
         fuse.communicate()
+
+
+def test_machine_id_answer_is_clean(daemon: Daemon) -> None:
+    """Point 7: Peer.GetMachineId answers from machine-id(5), never with the bus's
+    refusal text naming nvmemd's pid and command line."""
+    out = _call(daemon, ROOT, "org.freedesktop.DBus.Peer", "GetMachineId")
+    text = json.dumps(out)
+    assert "pid=" not in text and "comm=" not in text and "nvmemd.daemon" not in text, out
+    assert daemon.proc.poll() is None

@@ -145,3 +145,16 @@ def test_deep_tree_cut_at_kernel_depth(demo_copy: Path) -> None:
     assert depth <= DT_MAX_DEPTH
     registry = scan(Sysroot(demo_copy), Config())  # no RecursionError
     assert "imx-ocotp0" in registry.entries
+
+
+def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
+    """Point 7: 900 vanished callers are a handful of lines, not 1 800."""
+    import logging
+
+    from nvmemd.limits import RateLimitedLog
+
+    limited = RateLimitedLog(logging.getLogger("nvmemd.test"), burst=5, interval=3600)
+    with caplog.at_level(logging.WARNING, logger="nvmemd.test"):
+        for i in range(900):
+            limited.warning("cannot identify caller %s", f":1.{i}")
+    assert len(caplog.records) == 5
