@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 
 from .devicetree import DeviceTree, DtNode, be32_list, string_list
 from .errors import InvalidArgumentError, NotFoundError
+from .limits import check_consumer, check_name
 
 if TYPE_CHECKING:
     from .model import CellInfo, ProviderEntry
@@ -131,6 +132,8 @@ def consumers_of(tree: DeviceTree | None, cell: CellInfo) -> list[dict[str, obje
 def lookup(registry: Registry, consumer: str, name: str
            ) -> tuple[ProviderEntry, CellInfo, ConsumerRef]:
     """``of_nvmem_cell_get(np, id)``: the provider, cell and reference a consumer gets."""
+    check_consumer(consumer)  # nvmemd.limits: before any walk (the daemon and the CLI)
+    check_name(name, "cell name")
     tree = registry.tree
     path = "/" + consumer.strip("/") if consumer.strip("/") else "/"
     node = tree.node(path)

@@ -12,16 +12,26 @@
    rescans in a thread and swaps whole :class:`~nvmemd.model.ProviderEntry`
    objects into a new :class:`~nvmemd.registry.Registry`, so a reader never
    sees half a provider;
-6. SIGTERM/SIGINT: ``STOPPING=1``, release the name, exit 0.
+6. SIGTERM/SIGINT: ``STOPPING=1``, release the name, exit 0 — within
+   :data:`STOP_GRACE` seconds even when worker threads hang in a read (they
+   are abandoned: their calls get no answer, the bus drops them with the
+   connection); SIGHUP and SIGINT are ignored from then on.
+
+Worker threads (``asyncio.to_thread``) come from one pool of at most
+:data:`WORKER_THREADS` threads; systemd/nvmemd.service bounds tasks and memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Final
 
@@ -46,6 +56,11 @@ log = logging.getLogger("nvmemd")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 #: Exit status for a --sysroot that is no sysroot (nvmemd-query's EXIT_IO, the same case).
 EXIT_SYSROOT: Final = 5
+#: The worker-thread pool (reads of slow providers, rescans): at most this many
+#: threads, whatever the number of CPUs (systemd/nvmemd.service: TasksMax=).
+WORKER_THREADS: Final = 8
+#: After SIGTERM, how long in-flight work may take before nvmemd exits anyway.
+STOP_GRACE: Final = 3.0
 #: Queue token: rescan everything (SIGHUP, Reload()).
 RELOAD: Final = ""
 #: Queue item: (provider name or RELOAD, the provider was removed).
@@ -99,7 +114,7 @@ class Daemon:
             bus = NvmemBus(bus_type=BusType.SESSION)
         else:
             bus = NvmemBus(bus_type=BusType.SYSTEM)
-        return await bus.connect()  # type: ignore[return-value]
+        return await bus.connect()
 
     def want_udev(self) -> bool:
         """udev events name host devices: follow them only for the real root."""
@@ -255,6 +270,10 @@ class Daemon:
         await asyncio.wait({disconnected, stopped}, return_when=asyncio.FIRST_COMPLETED)
 
         notify("STOPPING=1")
+        # A second signal during shutdown must not kill us by its default action.
+        for sig in (signal.SIGHUP, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         if disconnected.done():
             log.error("lost the bus connection")
             self.exit_code = 1
@@ -282,10 +301,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_SYSROOT
     if warning:
         log.warning("%s", warning)
+    executor = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, "nvmemd-worker")
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)
     try:
-        return asyncio.run(_amain(args))
+        code = loop.run_until_complete(_amain(args))
     except KeyboardInterrupt:
-        return 0
+        code = 0
+    finally:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+        # Handlers waiting on a hung worker are cancelled; their threads are not waited for.
+        executor.shutdown(wait=False, cancel_futures=True)
+        with _suppress():
+            loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+    return _exit_within_grace(code)
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def _exit_within_grace(code: int) -> int:
+    """Return *code* once the worker threads are done, or exit at once after
+    :data:`STOP_GRACE` seconds (a read hanging in the kernel cannot be cancelled)."""
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline:
+        if not any(t.name.startswith("nvmemd-worker") for t in threading.enumerate()):
+            return code
+        time.sleep(0.05)
+    log.warning("exiting with worker threads still busy (a read did not return in %.0f s)",
+                STOP_GRACE)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _amain(args: argparse.Namespace) -> int:

@@ -15,16 +15,23 @@ which is the order DTS authors use for cells.
 
 from __future__ import annotations
 
+import errno
 import functools
+import itertools
 import logging
 import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from .limits import DT_MAX_DEPTH
 from .sysroot import Sysroot
 
 log = logging.getLogger(__name__)
+
+#: Resolved node paths kept per tree (oldest dropped first): enough for every
+#: node of a large board, bounded whatever paths callers ask about.
+RESOLVE_CACHE_MAX = 16384
 
 DT_BASES = ("/sys/firmware/devicetree/base", "/proc/device-tree")
 FDT_BLOB = "/sys/firmware/fdt"
@@ -132,6 +139,12 @@ class DeviceTree:
 
     def _resolve(self, path: str) -> tuple[str, int]:
         cache = self._resolved
+        if path.count("/") > DT_MAX_DEPTH + 1:
+            # Deeper than any tree the kernel unflattens: no such node, nothing cached.
+            return "/.nvmemd-no-such-node/" + str(DT_MAX_DEPTH), 0
+        if len(cache) > RESOLVE_CACHE_MAX:
+            for key in list(itertools.islice(cache, len(cache) - RESOLVE_CACHE_MAX // 2)):
+                del cache[key]
         names: list[str] = []
         p = path or "/"
         while p not in cache:
@@ -154,11 +167,15 @@ class DeviceTree:
         return self.sysroot.host_str(self._resolve(path)[0])
 
     def read_property(self, path: str, name: str) -> bytes | None:
-        host = self._host(path)
+        """The bytes of property *name* of node *path*; None when absent, or not a
+        regular file (a FIFO, a device: refused, never opened blocking)."""
         try:
-            with open(host + "/" + name, "rb") as f:
-                return f.read()
+            return self.sysroot.read_file(self._resolve(path)[0] + "/" + name)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.ELOOP, errno.ENAMETOOLONG):
+                raise
             return None
 
     def child_names(self, path: str) -> list[str]:
@@ -216,9 +233,20 @@ class DeviceTree:
         return out
 
     def walk(self, start: DtNode) -> Iterator[DtNode]:
-        yield start
-        for child in start.children():
-            yield from self.walk(child)
+        """*start* and every node below it, depth first, at most :data:`DT_MAX_DEPTH` levels
+        below ``/`` (deeper nodes are skipped, with a warning: the kernel refuses them)."""
+        stack = [start]
+        warned = False
+        while stack:
+            node = stack.pop()
+            yield node
+            if node.path.count("/") >= DT_MAX_DEPTH:
+                if not warned:
+                    log.warning("device tree deeper than %d levels below %s: ignoring the rest",
+                                DT_MAX_DEPTH, node.path[:200])
+                    warned = True
+                continue
+            stack.extend(reversed(node.children()))
 
     @functools.cached_property
     def _fdt_order(self) -> dict[str, list[str]]:
@@ -241,15 +269,16 @@ def fdt_child_order(blob: bytes) -> dict[str, list[str]]:
     fdt = libfdt.Fdt(blob)
     order: dict[str, list[str]] = {}
 
-    def visit(offset: int, path: str) -> None:
+    def visit(offset: int, path: str, depth: int) -> None:
         names: list[str] = []
         child = fdt.first_subnode(offset, libfdt.QUIET_NOTFOUND)
         while child >= 0:
             name = fdt.get_name(child)
             names.append(name)
-            visit(child, _join(path, name))
+            if depth < DT_MAX_DEPTH:  # FDT_MAX_DEPTH: libfdt refuses deeper trees
+                visit(child, _join(path, name), depth + 1)
             child = fdt.next_subnode(child, libfdt.QUIET_NOTFOUND)
         order[path] = names
 
-    visit(0, "/")
+    visit(0, "/", 0)
     return order

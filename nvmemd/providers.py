@@ -60,11 +60,17 @@ def _mtd_type(sysroot: Sysroot, name: str, parent: str, parent_subsystem: str | 
     return None
 
 
+def _lstat_mode(sysroot: Sysroot, path: str) -> int:
+    try:
+        return os.lstat(sysroot.host_str(path)).st_mode
+    except OSError:
+        return 0
+
+
 def read_provider(sysroot: Sysroot, tree: DeviceTree, name: str) -> Provider:
     """Describe provider *name*; raises OSError/SysrootError if it is unusable."""
     sys_path = sysroot.resolve(f"{NVMEM_BUS}/{name}")
-    nvmem = sysroot.host_path(sys_path + "/nvmem")
-    st = os.stat(nvmem)
+    st = sysroot.stat_file(sys_path + "/nvmem")  # no link followed out of the sysroot
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{sys_path}/nvmem is not a regular file")
     force_ro_text = sysroot.read_text(sys_path + "/force_ro")
@@ -97,5 +103,5 @@ def read_provider(sysroot: Sysroot, tree: DeviceTree, name: str) -> Provider:
         driver=_nearest_driver(sysroot, sys_path),
         parent_subsystem=parent_subsystem,
         mtd_type=_mtd_type(sysroot, name, parent, parent_subsystem),
-        has_kernel_cells=sysroot.host_path(sys_path + "/cells").is_dir(),
+        has_kernel_cells=stat.S_ISDIR(_lstat_mode(sysroot, sys_path + "/cells")),
     )

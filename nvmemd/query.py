@@ -164,18 +164,18 @@ class Query:
             for name in sorted(ours.keys() - kernel):
                 report["differences"].append(f"{p.name}: nvmemd has cell {name}, kernel does not")
             for name in sorted(kernel & ours.keys()):
-                difference = self._compare(entry, ours[name], cells_dir / name)
+                difference = self._compare(entry, ours[name], f"{p.sys_path}/cells/{name}")
                 if difference:
                     report["differences"].append(f"{p.name}: {name}: {difference}")
             report["checked"].append(f"{p.name}: {len(kernel)} kernel cell(s)")
         return report
 
-    def _compare(self, entry: ProviderEntry, cell: CellInfo, kernel_file: os.PathLike[str]
+    def _compare(self, entry: ProviderEntry, cell: CellInfo, kernel_file: str
                  ) -> str | None:
         """How the kernel's ``cells/`` file and nvmemd's read of *cell* differ, if they do."""
         try:
-            with open(kernel_file, "rb") as f:
-                theirs: bytes | None = f.read()
+            # not following a link out of the sysroot, never blocking on a FIFO
+            theirs: bytes | None = self.registry.sysroot.read_file(kernel_file)
         except OSError as e:
             theirs, their_err = None, e.strerror
         try:

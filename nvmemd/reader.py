@@ -56,10 +56,11 @@ def read_range(
     ProviderGoneError, anything else → ProviderIOError.  Messages name the
     provider, never host paths.
     """
-    host = sysroot.host_path(nvmem_path)
     try:
-        fd = os.open(host, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = sysroot.open_file(nvmem_path)  # not following a link out of the sysroot
     except OSError as e:
+        if e.errno == errno.EINVAL:
+            raise ProviderIOError(f"{provider_name}: nvmem is not a regular file") from None
         raise _translate(e, provider_name, "open") from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):

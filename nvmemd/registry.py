@@ -23,6 +23,7 @@ from .errors import (
     ProviderGoneError,
     ProviderIOError,
 )
+from .limits import check_name, check_spec
 from .model import BrokenProvider, CellInfo, ProviderEntry
 from .providers import list_provider_names
 from .reader import read_range
@@ -86,6 +87,9 @@ class Registry:
         A spec qualified by a provider that is not there (``P:NAME``, ``P/NAME``)
         names no cell: :meth:`resolve_cell` says which provider is missing.
         """
+        check_spec(spec)  # nvmemd.limits: the daemon and the CLI alike
+        if provider is not None:
+            check_name(provider, "provider name")
         if provider is None:
             provider, spec = split_provider(spec)
         if provider is None:
@@ -107,6 +111,7 @@ class Registry:
         """The one cell *spec* names; NotFoundError or AmbiguousError otherwise."""
         if not spec:
             raise InvalidArgumentError("empty cell specification")
+        check_spec(spec)
         found = self.find_cells(spec, provider)
         if not found:
             named, name = (provider, spec) if provider is not None else split_provider(spec)

@@ -108,8 +108,8 @@ class _Writer:
                 return True
             if not stat.S_ISREG(st.st_mode):
                 return False
-            with open(host, "rb") as f:
-                data = f.read(limit)
+            data = self.sysroot.read_file(
+                self.sysroot.resolve(os.path.dirname(path)) + "/" + os.path.basename(path), limit)
         except OSError:
             return False
         self.data(path, data, stat.S_IMODE(st.st_mode))
@@ -144,15 +144,14 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
             continue
         path = f"{sys_path}/{entry}"
         if entry == "nvmem":
-            st = os.stat(host / entry)
+            st = w.sysroot.stat_file(path)  # a link resolved inside the sysroot
             mode = stat.S_IMODE(st.st_mode)
             if not mode & 0o044 and not include_protected:
                 info.protected_omitted.append(name)
                 w.data(path, b"", mode)
                 continue
             try:
-                with open(host / entry, "rb") as f:
-                    data = f.read(min(max_bytes, st.st_size or max_bytes))
+                data = w.sysroot.read_file(path, max_bytes)
             except OSError as e:
                 info.unreadable.append(f"{name}: {e.strerror}")
                 w.data(path, b"", mode)
@@ -186,7 +185,7 @@ def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
         return None
     cells = []
     for name in sorted(os.listdir(host)):
-        st = os.stat(host / name)
+        st = sysroot.stat_file(f"{sys_path}/cells/{name}")
         mode = stat.S_IMODE(st.st_mode)
         rec: dict[str, Any] = {"file": name, "mode": f"{mode:04o}", "size": st.st_size}
         if not mode & 0o044 and not include_protected:
@@ -194,7 +193,7 @@ def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
             rec["error"] = "omitted (root-only; use --include-protected)"
         else:
             try:
-                rec["value"] = (host / name).read_bytes().hex()
+                rec["value"] = sysroot.read_file(f"{sys_path}/cells/{name}").hex()
             except OSError as e:
                 rec["value"] = None
                 rec["error"] = e.strerror or str(e)

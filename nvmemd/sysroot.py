@@ -13,7 +13,9 @@ sysroot and giving up after :data:`MAX_SYMLINKS` links (the kernel's
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,8 +127,47 @@ class Sysroot:
         """The host path of *path* after resolving its links inside the sysroot."""
         return self.host_path(self.resolve(path))
 
+    def open_file(self, path: str) -> int:
+        """Open the regular file at in-sysroot *path* read-only; return the descriptor.
+
+        The last component is opened without following a link (``O_NOFOLLOW``):
+        a link there is resolved inside the sysroot like every other component
+        and its target opened, again without following.  ``O_NONBLOCK`` keeps a
+        FIFO or a device from blocking the open; anything but a regular file is
+        refused with ``OSError(EINVAL)``.  The directories of *path* must be
+        resolved already (a path from :meth:`resolve`, or a resolved directory
+        plus a name).
+        """
+        flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
+        try:
+            fd = os.open(self.host_str(path), flags)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise
+            fd = os.open(self.host_str(self.resolve(path)), flags)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def stat_file(self, path: str) -> os.stat_result:
+        """``stat()`` of in-sysroot *path* (directories resolved), a final link
+        resolved inside the sysroot instead of on the host."""
+        st = os.lstat(self.host_str(path))
+        if stat.S_ISLNK(st.st_mode):
+            st = os.lstat(self.host_str(self.resolve(path)))
+        return st
+
+    def read_file(self, path: str, limit: int = -1) -> bytes:
+        """The bytes of the regular file at *path* (see :meth:`open_file`), at most *limit*."""
+        with os.fdopen(self.open_file(path), "rb") as f:
+            return f.read(limit)
+
     def read_bytes(self, path: str) -> bytes:
-        return self.resolved_host_path(path).read_bytes()
+        return self.read_file(self.resolve(path))
 
     def read_text(self, path: str) -> str | None:
         """A small sysfs attribute as text without the trailing newline, or None."""

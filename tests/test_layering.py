@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nvmemd"
 #: Subpackages count as one unit ("dbus", "cli", "layouts").
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "specs"),  # no internal imports at all
-    ("model",),
+    ("model", "limits"),  # limits: caller-supplied sizes, names, paths
     ("sysroot", "crc", "records"),
     ("devicetree",),
     ("providers", "macaddr"),

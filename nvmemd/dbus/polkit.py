@@ -20,9 +20,12 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from ..limits import RateLimitedLog, quote
 from .names import POLKIT_ACTION_READ_PROTECTED, POLKIT_ACTION_RELOAD
 
 log = logging.getLogger(__name__)
+#: Callers that vanish before they are identified: a flood of them is one line per 10 s.
+_unidentified = RateLimitedLog(log)
 
 DBUS_NAME = "org.freedesktop.DBus"
 DBUS_PATH = "/org/freedesktop/DBus"
@@ -165,7 +168,7 @@ class AccessPolicy:
         try:
             creds = await self.credentials(bus, sender)
         except BusCallError as e:
-            log.warning("cannot identify caller %s: %s", sender, e)
+            _unidentified.warning("cannot identify caller %s: %s", sender, quote(str(e), 120))
             return False
         if creds.uid == 0:
             return True
@@ -182,7 +185,7 @@ class AccessPolicy:
         try:
             creds = await self.credentials(bus, sender)
         except BusCallError as e:
-            log.warning("cannot identify caller %s: %s", sender, e)
+            _unidentified.warning("cannot identify caller %s: %s", sender, quote(str(e), 120))
             return False
         if creds.uid == 0:
             return True

@@ -36,8 +36,10 @@ logged here with its traceback and answered with a bare
 
 import asyncio
 import contextvars
+import errno
 import functools
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
@@ -55,6 +57,7 @@ from ..errors import (
     NvmemError,
     ProviderGoneError,
 )
+from ..limits import check_arguments, check_cell_size, check_spec, quote
 from ..model import CellInfo, ProviderEntry
 from ..query import Query, denied
 from ..records import provider_record, redacted_provider_record
@@ -67,6 +70,7 @@ from .fallback import (
     error_reply,
     expects_reply,
 )
+from .flow import LIMITER, answer_machine_id, install_safe_writer
 from .names import (
     CELL_IFACE,
     ERROR_FAILED,
@@ -122,7 +126,14 @@ def _remember_caller(msg: Message) -> None:
 
 
 class NvmemBus(MessageBus):
-    """A MessageBus that leaves the ObjectManager signals to :class:`Service`."""
+    """A MessageBus that leaves the ObjectManager signals to :class:`Service`,
+    with a write path that waits for a full socket (nvmemd.dbus.flow)."""
+
+    async def connect(self) -> "NvmemBus":
+        await super().connect()
+        install_safe_writer(self)
+        self.add_message_handler(answer_machine_id)
+        return self
 
     def _emit_interface_added(self, path: str, interface: ServiceInterface) -> None:
         pass
@@ -136,14 +147,24 @@ def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 
     @functools.wraps(fn)
     async def wrapper(self: Any, *args: Any) -> T:
+        call = CURRENT_CALL.get()
         try:
-            return await fn(self, *args)
+            check_arguments(fn.__name__, args)  # nvmemd.limits: before any work
+            async with LIMITER.slot(call.sender if call else None):  # nvmemd.dbus.flow
+                return await fn(self, *args)
         except DBusError:
             raise
+        except asyncio.CancelledError:  # shutdown: the reply, if any, is dropped
+            raise DBusError(ERROR_FAILED, "nvmemd is stopping") from None
         except NvmemError as e:
             raise DBusError(error_name_for(e), str(e)) from None
-        except Exception:
-            log.exception("internal error in %s", fn.__name__)
+        except OSError as e:
+            if e.errno == errno.ENAMETOOLONG:
+                raise DBusError(error_name_for(InvalidArgumentError()), "name too long") from None
+            _log_internal(fn.__name__, args, e)
+            raise DBusError(ERROR_FAILED, "internal error") from None
+        except Exception as e:
+            _log_internal(fn.__name__, args, e)
             raise DBusError(ERROR_FAILED, "internal error") from None
 
     return wrapper
@@ -163,6 +184,14 @@ def _variants(wire: dict[str, tuple[str, Any]]) -> dict[str, Variant]:
             value = _variants(value)
         out[key] = Variant(sig, value)
     return out
+
+
+def _log_internal(name: str, args: tuple[Any, ...], e: BaseException) -> None:
+    """Log an unexpected error with its frames, arguments and message cut short."""
+    frames = "".join(traceback.format_tb(e.__traceback__, limit=-8))
+    log.error("internal error in %s(%s): %s: %s\n%s", name,
+              ", ".join(quote(str(a)) for a in args), type(e).__name__, quote(str(e), 200),
+              frames.rstrip())
 
 
 def interface_properties(interface: ServiceInterface) -> dict[str, Variant]:
@@ -195,8 +224,7 @@ class State(Protocol):
 
 
 def _check_spec(spec: str) -> None:
-    if not spec or "\0" in spec or len(spec) > 4096:
-        raise InvalidArgumentError("invalid cell specification")
+    check_spec(spec)  # nvmemd.limits
 
 
 class CellObject:
@@ -244,6 +272,7 @@ class Service:
             raise denied(entry)
 
     async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         await self.check_read(entry)
         if reads_inline(entry, cell):
             return self.state.registry.read_cell(entry, cell)
@@ -471,7 +500,8 @@ class ManagerInterface(ServiceInterface):
         """``nvmemd-query get --json``'s record (schema.CELL_KEYS) and the value."""
         _check_spec(spec)
         registry = self._service.state.registry
-        entry, _cell = registry.resolve_cell(spec, provider or None)
+        entry, cell = registry.resolve_cell(spec, provider or None)
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         query = await self._service.query_for_caller([entry])
         record, value = await asyncio.to_thread(query.get, spec, provider or None)
         return [record_variants(record, CELL_KEYS), value]
@@ -495,6 +525,7 @@ class ManagerInterface(ServiceInterface):
 
         registry = self._service.state.registry
         entry, cell, ref = await asyncio.to_thread(lookup, registry, consumer, name)
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         await self._service.check_read(entry)
         return await asyncio.to_thread(registry.read_cell, entry, cell, name, ref.index)
 
@@ -532,7 +563,9 @@ class ManagerInterface(ServiceInterface):
             node = consumer
             if netdev is not None:
                 node = netdev_of_node(registry.sysroot, registry.tree, netdev)
-            return lookup(registry, node or "/", name)[0]
+            entry, cell, _ref = lookup(registry, node or "/", name)
+            check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
+            return entry
 
         entry = await asyncio.to_thread(find)
         query = await self._service.query_for_caller([entry])
@@ -705,6 +738,7 @@ class CellInterface(ServiceInterface):
         """The record of ``nvmemd-query cells --json`` (schema.CELL_KEYS): value as ``ay``,
         or ``error`` saying why it is unreadable."""
         entry = self._service.live_entry(self.provider)
+        check_cell_size(self.cell.raw_len, f"{entry.name}:{self.cell.sysfs_name}")
         query = await self._service.query_for_caller([entry])
         record = await asyncio.to_thread(query.cell_record_with_value, entry, self.cell)
         return record_variants(record, CELL_KEYS)

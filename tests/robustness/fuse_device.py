@@ -60,6 +60,8 @@ class Device(Operations):
             raise FuseOSError(errno.ENOENT)
         if "fail" in entry:
             raise FuseOSError(entry["fail"])
+        if "sleep" in entry:  # a read that hangs (tests/robustness/test_hostile.py)
+            time.sleep(entry["sleep"])
         data = bytes.fromhex(entry["file"])
         return data[offset:offset + size]
 
