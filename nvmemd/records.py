@@ -26,7 +26,8 @@ class CellRecord(TypedDict, total=False):
     source: str
     of_node: str | None
     value: str | None
-    error: str
+    error: str  # a failed read: the kernel's strerror text when read_bounds knows it
+    error_detail: str  # ... and then why (driver, function, rule set)
     consumers: list[dict[str, Any]]
     # nvmemd extensions; `value` always stays what the kernel's cells/ file returns
     mac_base: bool  # compatible = "mac-base" (decoded only by OpenWrt's kernel)
@@ -64,7 +65,11 @@ def cell_record_with_value(registry: Registry, entry: ProviderEntry, cell: CellI
         rec["value"] = value.hex()
     except NvmemError as e:
         rec["value"] = None
-        rec["error"] = printable(str(e))
+        # a read the kernel fails: "error" is what `cat cells/...` says (read_bounds)
+        kernel_error = getattr(e, "kernel_error", None)
+        rec["error"] = printable(kernel_error or str(e))
+        if kernel_error:
+            rec["error_detail"] = printable(str(e))
     add_extensions(rec, registry, entry, cell, value)
     consumers = consumers_of(registry.tree, cell)
     if consumers:  # only cells that DT nodes reference carry the key

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from .errors import (
     AmbiguousError,
     DeviceTreeError,
     InvalidArgumentError,
+    LayoutError,
     NotFoundError,
     NvmemError,
     ProviderGoneError,
@@ -40,6 +42,7 @@ from .layouts import (
     matched_compatible,
 )
 from .providers import Provider, list_provider_names, read_provider
+from .read_bounds import CellReadError, read_cell_raw
 from .reader import read_range
 from .sysroot import Sysroot
 
@@ -163,8 +166,9 @@ class Registry:
                   cell_id: str | None = None, index: int = 0) -> bytes:
         """What the kernel's ``cells/`` file (or a consumer with *cell_id*/*index*) returns."""
         p = entry.provider
-        raw = read_range(self.sysroot, p.name, p.nvmem_path, cell.offset, cell.raw_len,
-                         entry.rules.access)
+        # the driver's reg_read bounds on this kernel (read_bounds.READ_BOUNDS)
+        raw = read_cell_raw(self.sysroot, p, entry.rules.access, cell.offset, cell.raw_len,
+                            self.config.series(), cell.sysfs_name)
         if len(raw) < cell.raw_len:
             raise ProviderIOError(
                 f"{p.name}: cell {cell.sysfs_name} ({cell.raw_len} bytes at {cell.offset:#x}) "
@@ -172,6 +176,10 @@ class Registry:
             )
         try:
             return decode_cell(cell, raw, cell_id, index)
+        except LayoutError as e:
+            # read_post_process() refused the value: -EINVAL from the cells/ read
+            raise CellReadError(f"{p.name}: cell {cell.sysfs_name}: {e}",
+                                os.strerror(errno.EINVAL)) from None
         except NvmemError as e:
             raise ProviderIOError(f"{p.name}: cell {cell.sysfs_name}: {e}") from None
 
@@ -208,7 +216,8 @@ def _check_duplicate_names(cells: list[CellInfo], provider: str) -> str | None:
 def build_entry(sysroot: Sysroot, tree: DeviceTree, provider: Provider, config: Config
                 ) -> ProviderEntry:
     """All cells of one provider, with the kernel's error consequences."""
-    rules = cell_rules(provider, config.legacy_mode(), config.extra_legacy_compatibles)
+    rules = cell_rules(provider, config.legacy_mode(), config.extra_legacy_compatibles,
+                       config.series())
     notes: list[str] = [rules.reason]
     errors: list[str] = []
     if provider.of_node is None:
