@@ -238,6 +238,7 @@ class CellRules:
     access: Access
     fixup: Fixup | None = None
     of_node_used: bool = True  # False: the kernel never looks at the DT node at all
+    series: Series = "6.12"  # the rule set these rules were decided for
 
 
 def _match(compatibles: tuple[str, ...], table: tuple[LegacyOfCellDriver, ...],
@@ -309,4 +310,4 @@ def cell_rules(
         else:
             legacy, reason = True, "pre-6.7 kernel: legacy cells for every provider"
     return CellRules(legacy_cells=legacy, reason=reason, access=access, fixup=fixup,
-                     of_node_used=of_node_used)
+                     of_node_used=of_node_used, series=series)

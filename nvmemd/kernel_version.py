@@ -81,8 +81,9 @@ VERSION_CHANGES: Final[tuple[VersionChange, ...]] = (
         "rmem-eyeq5",
         "drivers/nvmem/rmem.c: rmem_match[]",
         "compatible nvmem-rmem only",
-        "adds mobileye,eyeq5-bootloader-config (CRC-checked header; the nvmem device "
-        "covers the data after it)",
+        "adds mobileye,eyeq5-bootloader-config: rmem_probe() first checks its header "
+        "(magic 0xDABBAD00, size) and the CRC-32 at its end (rmem_eyeq5_checksum()); a "
+        "mismatch fails the probe. The nvmem device is the whole region either way",
         "providers of that compatible are rmem providers for the read-bounds rules",
     ),
     VersionChange(
@@ -111,8 +112,8 @@ VERSION_CHANGES: Final[tuple[VersionChange, ...]] = (
     VersionChange(
         "fixed-cell-bits",
         "Documentation/devicetree/bindings/nvmem/layouts/fixed-cell.yaml, fixed-layout.yaml",
-        "bits: bit offset 0..7; child names name@offset",
-        "bits: bit offset 0..31; child names name@offset or name@offset,bit",
+        "bits: bit offset 0..7; child names matching @[a-f0-9]+$",
+        "bits: bit offset 0..31; child names matching @[a-f0-9]+(,[0-7])?$",
         "binding only: core.c nvmem_add_cells_from_dt() checks bit_offset < 8 * size on "
         "both versions, so the cells nvmemd computes do not change",
     ),
@@ -136,7 +137,7 @@ VERSION_CHANGES: Final[tuple[VersionChange, ...]] = (
         "drivers/nvmem/*.c, drivers/misc/eeprom/*.c, drivers/rtc/*.c",
         "-",
         "qnap-mcu-eeprom, an8855-efuse, rcar-efuse, apple-spmi-nvmem, max77759, m24lr, "
-        "nvmem (above); at24 st,24256e-wl (64 bytes, 16-bit addresses)",
+        "rtc-s35390a nvmem (above); at24 st,24256e-wl (64 bytes, 16-bit addresses)",
         "grep add_legacy_fixed_of_cells: only s32g-ocotp-nvmem.c is new; the others keep "
         "DT children out (nvmem-layout only); their reads are not modelled "
         "(read_bounds: unknown driver)",

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from .errors import ProviderIOError
-from .kernel_rules import Access
+from .kernel_rules import LEGACY_OF_CELL_DRIVERS, Access
 from .kernel_version import SERIES, Series
 from .providers import Provider
 from .reader import read_range
@@ -139,6 +139,15 @@ READ_BOUNDS: Final[tuple[BoundsRule, ...]] = (
         "of the cell buffer stays zero)",
     ),
     BoundsRule(
+        "imx-ocotp", _BOTH, "drivers/nvmem/imx-ocotp.c: imx_ocotp_read()",
+        zero_length="ok", zero_length_past_end="ok", straddle="pad-zero",
+        past_end="registers", recorded=True,
+        note="reads whole words into a kzalloc'd buffer, the count clamped to nregs - index: "
+        "a straddling cell gets zeros past the fuses; past the end the unsigned "
+        "nregs - index wraps, nothing is clamped and it reads the OCOTP block's registers "
+        "after the shadow fuses (an offset within 3 bytes of the end still gets zeros)",
+    ),
+    BoundsRule(
         "brcm-nvram", _BOTH, "drivers/nvmem/brcm_nvram.c: brcm_nvram_read()",
         zero_length="ok", zero_length_past_end="ok", straddle="pad-last", past_end="pad-last",
         note="copies up to data_len and fills the rest with padding_byte, the last byte of "
@@ -151,6 +160,8 @@ _COMPATIBLE_DRIVERS: Final[tuple[tuple[frozenset[str], str], ...]] = (
     (frozenset({"u-boot,env", "u-boot,env-redundant-bool", "u-boot,env-redundant-count",
                 "brcm,env"}), "u-boot-env"),  # drivers/nvmem/u-boot-env.c
     (frozenset({"brcm,nvram"}), "brcm-nvram"),
+    (frozenset(next(r.compatibles for r in LEGACY_OF_CELL_DRIVERS
+                    if r.source == "drivers/nvmem/imx-ocotp.c")), "imx-ocotp"),
     # rmem_match[]; mobileye,eyeq5-bootloader-config exists on 7.2 only
     (frozenset({"nvmem-rmem", "mobileye,eyeq5-bootloader-config"}), "rmem"),
 )

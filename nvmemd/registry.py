@@ -283,6 +283,7 @@ def _run_driver(sysroot: Sysroot, provider: Provider, rules: CellRules, driver: 
         node=node,
         read=lambda off, n: _bounded_read(sysroot, provider, rules, off, n),
         compatible=compatible,
+        series=rules.series,
     )
     if driver.note:
         notes.append(driver.note)
