@@ -38,6 +38,12 @@ def _is_mac(name: str) -> bool:
                for n in _MAC_NAMES) or "ethaddr" in name
 
 
+def _printable(text: str) -> str:
+    """DT node names are bytes (surrogate-escaped): show the non-UTF-8 ones as ``\\xNN``
+    (as records.printable does), so that every front end can print a finding."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Finding:
     kind: FindingKind
@@ -47,6 +53,10 @@ class Finding:
     kernels: tuple[str, ...] = ()  # the kernels the finding is about ("<6.7", "6.12", "7.2")
     source: str = ""  # kernel file: function
     mac: bool = False  # a MAC address is among the cells
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", _printable(self.message))
+        object.__setattr__(self, "cells", tuple(_printable(c) for c in self.cells))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -227,6 +227,14 @@ def verdict(provider: Provider, offset: int, nbytes: int, series: Series) -> Bou
     return BoundsVerdict(case, rule, rule.outcome(case) if rule else None)
 
 
+_CASE_TEXT: Final[dict[Case, str]] = {
+    "zero-length": "zero-length, inside",
+    "zero-length-past-end": "zero-length, past the end",
+    "straddle": "reaching past the end",
+    "past-end": "starting past the end",
+}
+
+
 class CellReadError(ProviderIOError):
     """A cell read the kernel fails; ``kernel_error`` is the text ``cat`` shows."""
 
@@ -241,19 +249,20 @@ def read_cell_raw(sysroot: Sysroot, provider: Provider, access: Access, offset: 
     v = verdict(provider, offset, nbytes, series)
     if v.case is None:
         return read_range(sysroot, provider.name, provider.nvmem_path, offset, nbytes, access)
-    where = (f"{provider.name}: cell {cell_name} ({nbytes} bytes at {offset:#x}, provider "
-             f"{provider.size} bytes)")
+    where = f"{provider.name}: cell {cell_name}"
+    extent = (f"{nbytes} bytes at {offset:#x}, {_CASE_TEXT[v.case]} of the provider "
+              f"({provider.size} bytes)")
     if v.rule is None:
         raise CellReadError(
-            f"{where}: reaches past the end of the provider; how its driver "
-            f"({provider.driver or 'unknown'}) answers is not modelled", None)
-    why = f"{v.rule.source}, Linux {series} rules"
+            f"{where}: {extent}; how its driver ({provider.driver or 'unknown'}) answers "
+            "is not modelled", None)
+    why = f"{extent}; {v.rule.source}, Linux {series} rules"
     if v.error is not None:
-        raise CellReadError(f"{v.error} ({where}: {v.case}, {why})", v.error)
+        raise CellReadError(f"{where}: {v.error} ({why})", v.error)
     if v.outcome == "registers":
         raise CellReadError(
-            f"{where}: {v.case}: the kernel reads on into the chip's registers "
-            f"({why}); the value is not knowable from the nvmem file", None)
+            f"{where}: the kernel reads on into the chip's registers ({why}); the value is "
+            "not knowable from the nvmem file", None)
     if nbytes == 0:
         return b""
     inside = max(0, min(nbytes, provider.size - offset))
