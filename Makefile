@@ -71,12 +71,15 @@ deb: .stamp-apt
 	env PATH=$(DEB_PATH) lintian --info --display-info --pedantic --fail-on error,warning $(DEB_OUT)/*.changes
 	@ls -l $(DEB_OUT)/*.deb
 
-# Real-kernel fixtures (issue 5): boot Debian's arm64 Linux 6.12 under qemu (TCG) for every
-# case in tests/fixtures/realkernel/ and rewrite its sysroot.tar.gz + kernel-cells.json.
-# Installs its own tools (qemu, dtc, aarch64 gcc) and downloads the kernel packages into
-# build/realkernel/. Slow (about 10 s per case after a ~1 min first set-up); not part of
-# `make test`. `make record-fixtures CASES="rmem-bits mtd-partitions"` records a subset.
+# Real-kernel fixtures (issues 5, 15): boot Debian's arm64 Linux 6.12 (bookworm-security) and
+# 7.2 (sid) under qemu (TCG) for every case in tests/fixtures/realkernel/ and rewrite its
+# sysroot.tar.gz + kernel-cells.json (6.12) and sysroot-7.2.tar.gz + kernel-cells-7.2.json.
+# Installs its own host tools (qemu, dtc, aarch64 gcc) and downloads the kernel packages
+# through a private apt state (tools/lib/private-apt.sh, build/apt/; the host's /etc/apt is
+# never changed) into build/realkernel/<series>/. Slow (10-95 s per case and kernel after a
+# ~2 min set-up per kernel); not part of `make test`.
+# `make record-fixtures CASES="rmem-bits mtd-partitions" KERNELS=7.2` records a subset.
 # Needs only the system python3 (no venv): tools/realkernel/prepare.sh installs the rest.
 .PHONY: record-fixtures
 record-fixtures:
-	$(PYTHON) tools/realkernel/record.py $(CASES)
+	$(PYTHON) tools/realkernel/record.py $(if $(KERNELS),--kernels $(KERNELS)) $(CASES)

@@ -4,6 +4,7 @@
 
     [kernel]
     legacy_cells = "auto"            # "opt-in" (v6.7+), "all" (older kernels), "auto"
+    kernel_version = "auto"          # rule set: "6.12", "7.2", or "auto" (osrelease)
     extra_legacy_compatibles = []    # vendor drivers that set add_legacy_fixed_of_cells
 
     [access]
@@ -11,6 +12,8 @@
 
 ``auto`` reads the kernel release from ``/proc/sys/kernel/osrelease`` under
 the sysroot and picks ``all`` for kernels older than 6.7, ``opt-in`` otherwise.
+``kernel_version`` picks the version-dependent rules (:mod:`nvmemd.kernel_version`);
+``auto`` takes them from the same release.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .kernel_rules import LEGACY_CELLS_MODES, LegacyCellsMode
+from .kernel_version import SERIES, Series, series_for
 from .sysroot import Sysroot
 
 DEFAULT_CONFIG = "/etc/nvmemd/nvmemd.toml"
@@ -29,7 +33,7 @@ OSRELEASE = "/proc/sys/kernel/osrelease"
 OPT_IN_SINCE = (6, 7)
 
 _SCHEMA: dict[str, dict[str, type]] = {
-    "kernel": {"legacy_cells": str, "extra_legacy_compatibles": list},
+    "kernel": {"legacy_cells": str, "extra_legacy_compatibles": list, "kernel_version": str},
     "access": {"groups": list},
 }
 
@@ -41,6 +45,13 @@ class Config:
     access_groups: tuple[str, ...] = ()
     path: str | None = None
     kernel_release: str | None = field(default=None, compare=False)
+    kernel_version: str = "auto"  # "auto" or one of kernel_version.SERIES
+
+    def series(self) -> Series:
+        """The rule set: the configured ``kernel_version``, else the running release's."""
+        if self.kernel_version != "auto":
+            return series_for(self.kernel_version)
+        return series_for(self.kernel_release)
 
     def legacy_mode(self) -> Literal["opt-in", "all"]:
         if self.legacy_cells != "auto":
@@ -110,8 +121,14 @@ def load_config(sysroot: Sysroot, path: str | None = None) -> Config:
         raise ConfigError(
             shown, "kernel.legacy_cells", f"must be one of {', '.join(LEGACY_CELLS_MODES)}"
         )
+    version = kernel.get("kernel_version", "auto")
+    if version != "auto" and version not in SERIES:
+        raise ConfigError(
+            shown, "kernel.kernel_version", f"must be auto or one of {', '.join(SERIES)}"
+        )
     return Config(
         legacy_cells=mode,
+        kernel_version=version,
         extra_legacy_compatibles=_string_list(
             shown, "kernel.extra_legacy_compatibles", kernel.get("extra_legacy_compatibles", [])
         ),

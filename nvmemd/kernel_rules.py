@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from .kernel_version import SERIES, Series
 from .model import BYTE_ACCESS, Access, CellRules, Fixup, Provider
 from .providers import MTD_NAND_TYPES
 
@@ -28,6 +29,8 @@ class LegacyOfCellDriver:
     compatibles: tuple[str, ...]
     access: Access = BYTE_ACCESS
     fixup: Fixup | None = None  # nvmem_config.fixup_dt_cell_info
+    #: rule sets (kernel_version.SERIES) whose kernels have this driver setting the flag
+    series: tuple[Series, ...] = SERIES
 
 
 _W4 = Access(word_size=4)
@@ -105,8 +108,9 @@ LEGACY_OF_CELL_DRIVERS: Final[tuple[LegacyOfCellDriver, ...]] = (
     ),
     LegacyOfCellDriver("drivers/nvmem/uniphier-efuse.c", ("socionext,uniphier-efuse",)),
     LegacyOfCellDriver("drivers/nvmem/zynqmp_nvmem.c", ("xlnx,zynqmp-nvmem-fw",)),
-    # Mainline only (not in 6.12): drivers/nvmem/s32g-ocotp-nvmem.c
-    LegacyOfCellDriver("drivers/nvmem/s32g-ocotp-nvmem.c", ("nxp,s32g2-ocotp",), _W4),
+    # New in 7.2 (not in 6.12.117): drivers/nvmem/s32g-ocotp-nvmem.c, word_size 4
+    LegacyOfCellDriver("drivers/nvmem/s32g-ocotp-nvmem.c", ("nxp,s32g2-ocotp",), _W4,
+                       series=("7.2",)),
 )
 
 #: RTC drivers registering through drivers/rtc/nvmem.c: devm_rtc_nvmem_register(),
@@ -162,6 +166,8 @@ RTC_NVMEM_DRIVERS: Final[tuple[LegacyOfCellDriver, ...]] = (
         ("microcrystal,rv8803", "epson,rx8803", "epson,rx8804", "epson,rx8900"),
     ),
     LegacyOfCellDriver("drivers/rtc/rtc-rx8581.c", ("epson,rx8571", "epson,rx8581")),
+    # 7.2 only: s35390a_probe() calls devm_rtc_nvmem_register() (s35390a_nvram, 1 byte)
+    LegacyOfCellDriver("drivers/rtc/rtc-s35390a.c", ("sii,s35390a",), series=("7.2",)),
     LegacyOfCellDriver(
         "drivers/rtc/rtc-sun6i.c",
         (
@@ -211,12 +217,15 @@ LEGACY_CELLS_MODES = ("auto", "opt-in", "all")
 LegacyCellsMode = Literal["auto", "opt-in", "all"]
 
 
-def _match(compatibles: tuple[str, ...], table: tuple[LegacyOfCellDriver, ...]
-           ) -> LegacyOfCellDriver | None:
-    """``of_match_device()``: the first table row any compatible matches, case-insensitively."""
+def _match(compatibles: tuple[str, ...], table: tuple[LegacyOfCellDriver, ...],
+           series: Series | None = None) -> LegacyOfCellDriver | None:
+    """``of_match_device()``: the first table row any compatible matches, case-insensitively,
+    among the rows of the kernels of *series* (None: any)."""
     wanted = {c.lower() for c in compatibles}
     lowered = _LOWERED.get(id(table)) or _lower_rows(r.compatibles for r in table)
     for row, names in zip(table, lowered, strict=True):
+        if series is not None and series not in row.series:
+            continue
         if not names.isdisjoint(wanted):
             return row
     return None
@@ -234,10 +243,13 @@ def cell_rules(
     provider: Provider,
     legacy_mode: Literal["opt-in", "all"] = "opt-in",
     extra_compatibles: tuple[str, ...] = (),
+    series: Series = "6.12",
 ) -> CellRules:
-    """Decide as ``nvmem_register()`` does whether legacy children become cells."""
+    """Decide as ``nvmem_register()`` of the *series* kernels does whether legacy
+    children become cells."""
     compat = provider.compatible
-    row = _match(compat, LEGACY_OF_CELL_DRIVERS) or _match(compat, RTC_NVMEM_DRIVERS)
+    row = (_match(compat, LEGACY_OF_CELL_DRIVERS, series)
+           or _match(compat, RTC_NVMEM_DRIVERS, series))
     access = row.access if row else _access_only(compat)
     fixup = row.fixup if row else None
 
@@ -274,4 +286,4 @@ def cell_rules(
         else:
             legacy, reason = True, "pre-6.7 kernel: legacy cells for every provider"
     return CellRules(legacy_cells=legacy, reason=reason, access=access, fixup=fixup,
-                     of_node_used=of_node_used)
+                     of_node_used=of_node_used, series=series)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from .kernel_version import Series
+
 #: ``nvmem_config.fixup_dt_cell_info`` hooks nvmemd mirrors (cells.py: FIXUPS).
 Fixup = Literal["qfprom", "imx-ocotp", "mtk-efuse-gpu-speedbin"]
 
@@ -91,6 +93,7 @@ class CellRules:
     access: Access
     fixup: Fixup | None = None
     of_node_used: bool = True  # False: the kernel never looks at the DT node at all
+    series: Series = "6.12"  # the rule set (kernel_version.SERIES) these were decided for
 
 
 @dataclass(frozen=True)

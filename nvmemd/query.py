@@ -65,7 +65,11 @@ class Query:
             rec["value"] = value.hex()
         except NvmemError as e:
             rec["value"] = None
-            rec["error"] = printable(str(e))
+            # a read the kernel fails: "error" is what `cat cells/...` says (read_bounds)
+            kernel_error = getattr(e, "kernel_error", None)
+            rec["error"] = printable(kernel_error or str(e))
+            if kernel_error:
+                rec["error_detail"] = printable(str(e))
         self.add_extensions(rec, entry, cell, value)
         consumers = consumers_of(self.registry.tree, cell)
         if consumers:  # only cells that DT nodes reference carry the key
@@ -168,6 +172,10 @@ class Query:
                 if difference:
                     report["differences"].append(f"{p.name}: {name}: {difference}")
             report["checked"].append(f"{p.name}: {len(kernel)} kernel cell(s)")
+        # what another kernel would do differently (legacy cells, read bounds)
+        from .findings import kernel_findings
+
+        report["findings"] = [f.message for f in kernel_findings(self.registry)]
         return report
 
     def _compare(self, entry: ProviderEntry, cell: CellInfo, kernel_file: str

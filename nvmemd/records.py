@@ -23,7 +23,8 @@ class CellRecord(TypedDict, total=False):
     source: str
     of_node: str | None
     value: str | None
-    error: str
+    error: str  # a failed read: the kernel's strerror text when read_bounds knows it
+    error_detail: str  # ... and then why (driver, function, rule set)
     consumers: list[dict[str, Any]]
     # nvmemd extensions; `value` always stays what the kernel's cells/ file returns
     mac_base: bool  # compatible = "mac-base" (decoded only by OpenWrt's kernel)

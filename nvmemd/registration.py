@@ -101,6 +101,7 @@ def _run_parser(sysroot: Sysroot, provider: Provider, rules: CellRules, driver: 
         node=node,
         read=lambda off, n: _bounded_read(sysroot, provider, rules, off, n),
         compatible=compatible,
+        series=rules.series,
     )
     step = StepResult()
     if driver.note:
@@ -170,7 +171,8 @@ def _bounded_read(sysroot: Sysroot, provider: Provider, rules: CellRules, offset
 def register_provider(sysroot: Sysroot, tree: DeviceTree, provider: Provider, config: Config
                       ) -> ProviderEntry:
     """All cells of one provider, with the kernel's error consequences."""
-    rules = cell_rules(provider, config.legacy_mode(), config.extra_legacy_compatibles)
+    rules = cell_rules(provider, config.legacy_mode(), config.extra_legacy_compatibles,
+                       config.series())
     notes: list[str] = [rules.reason]
     if provider.of_node is None:
         notes.append("no of_node: the kernel creates no device-tree cells for it")

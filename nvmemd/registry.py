@@ -8,6 +8,8 @@ cell) and reads (a cell's value as the kernel's ``cells/`` file returns it).
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +20,7 @@ from .devicetree import DeviceTree
 from .errors import (
     AmbiguousError,
     InvalidArgumentError,
+    LayoutError,
     NotFoundError,
     NvmemError,
     ProviderGoneError,
@@ -26,6 +29,7 @@ from .errors import (
 from .limits import check_name, check_spec
 from .model import BrokenProvider, CellInfo, ProviderEntry
 from .providers import list_provider_names
+from .read_bounds import CellReadError, read_cell_raw
 from .reader import read_range
 from .registration import relate_providers, scan_provider
 from .specs import did_you_mean, split_provider
@@ -133,8 +137,9 @@ class Registry:
                   cell_id: str | None = None, index: int = 0) -> bytes:
         """What the kernel's ``cells/`` file (or a consumer with *cell_id*/*index*) returns."""
         p = entry.provider
-        raw = read_range(self.sysroot, p.name, p.nvmem_path, cell.offset, cell.raw_len,
-                         entry.rules.access)
+        # the driver's reg_read bounds on this kernel (read_bounds.READ_BOUNDS)
+        raw = read_cell_raw(self.sysroot, p, entry.rules.access, cell.offset, cell.raw_len,
+                            self.config.series(), cell.sysfs_name)
         if len(raw) < cell.raw_len:
             raise ProviderIOError(
                 f"{p.name}: cell {cell.sysfs_name} ({cell.raw_len} bytes at {cell.offset:#x}) "
@@ -142,6 +147,10 @@ class Registry:
             )
         try:
             return decode_cell(cell, raw, cell_id, index)
+        except LayoutError as e:
+            # read_post_process() refused the value: -EINVAL from the cells/ read
+            raise CellReadError(f"{p.name}: cell {cell.sysfs_name}: {e}",
+                                os.strerror(errno.EINVAL)) from None
         except NvmemError as e:
             raise ProviderIOError(f"{p.name}: cell {cell.sysfs_name}: {e}") from None
 

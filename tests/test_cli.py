@@ -101,7 +101,7 @@ def test_wait_unreadable_cell_is_not_ready(demo_copy: Path) -> None:
     nvmem.write_bytes(nvmem.read_bytes()[:8])  # the cells lie past the end now
     proc = demo(demo_copy, "wait", "board-eeprom1/serial-number", "--timeout", "0.3")
     assert proc.returncode == 7, proc.stderr
-    assert "extends past the end" in one_line_error(proc)
+    assert "past the end of the provider" in one_line_error(proc)
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "-inf", "soon"])

@@ -22,10 +22,17 @@ def provider(**changes: object) -> Provider:
 def test_every_opt_in_row_opts_in_with_its_access(row: object) -> None:
     from nvmemd.kernel_rules import LegacyOfCellDriver
 
+    from nvmemd.kernel_version import SERIES
+
     assert isinstance(row, LegacyOfCellDriver)
-    rules = cell_rules(provider(compatible=(row.compatibles[0].upper(),)))  # case-insensitive
-    assert rules.legacy_cells and rules.access == row.access and rules.fixup == row.fixup
-    assert row.source in rules.reason
+    p = provider(compatible=(row.compatibles[0].upper(),))  # matched case-insensitively
+    for series in SERIES:
+        rules = cell_rules(p, series=series)
+        if series not in row.series:  # the driver (or its opt-in) is not in that kernel
+            assert not rules.legacy_cells, series
+            continue
+        assert rules.legacy_cells and rules.access == row.access and rules.fixup == row.fixup
+        assert row.source in rules.reason and rules.series == series
 
 
 def test_at24_does_not_opt_in() -> None:

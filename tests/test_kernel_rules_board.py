@@ -129,7 +129,8 @@ def test_cell_past_the_end_is_listed_but_unreadable(
     assert names(cells, "rmem4") == ["fits@f0,0", "past-end@f8,0"]
     assert cells[("rmem4", "fits@f0,0")]["value"] == b"0123456789abcdef".hex()
     past = cells[("rmem4", "past-end@f8,0")]
-    assert past["value"] is None and "past the end" in past["error"]
+    assert past["value"] is None and past["error"] == "Input/output error"
+    assert "past the end" in past["error_detail"]
 
 
 def test_duplicate_file_names_fail_the_layout(providers: dict[str, dict[str, Any]],

@@ -20,18 +20,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nvmemd"
 #: Lowest first.  A module may import modules of its own layer or below.
 #: Subpackages count as one unit ("dbus", "cli", "layouts").
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "specs"),  # no internal imports at all
+    ("errors", "specs", "kernel_version"),  # no internal imports at all
     ("model", "limits"),  # limits: caller-supplied sizes, names, paths
     ("sysroot", "crc", "records"),
     ("devicetree",),
     ("providers", "macaddr"),
     ("kernel_rules", "config"),
-    ("cells", "reader"),
+    ("cells", "reader", "read_bounds"),
     ("layouts",),  # the layout parsers: bytes and a node in, cells out
     ("registration",),  # nvmem_register()'s steps
     ("registry",),  # lookups and reads
     ("consumers",),
-    ("query", "snapshot", "identity"),  # what every front end answers
+    ("query", "snapshot", "identity", "findings"),  # what every front end answers
     ("dbus", "cli", "client"),  # front ends
     ("notify", "udev"),
     ("daemon",),  # glues udev, systemd, the bus and the loop

@@ -1,12 +1,14 @@
 """Replay sysroots recorded from a real Linux kernel and compare nvmemd with the kernel's answer.
 
 Each ``tests/fixtures/realkernel/<case>/`` was recorded by ``tools/realkernel/record.py``
-(``make record-fixtures``): Debian's arm64 Linux 6.12 booted under qemu with the case's
-device tree. ``sysroot.tar.gz`` is what the kernel showed in sysfs (without its ``cells/``
-directories) and ``kernel-cells.json`` is what the kernel listed in those ``cells/``
-directories. ``nvmemd-query --sysroot DIR --direct cells --json`` must find the same cells:
-the same (provider, ``name@offset,bit``) set, the same sizes, the same values, and must fail
-to read the cells whose read failed in the kernel.
+(``make record-fixtures``): Debian's arm64 Linux 6.12 and 7.2 booted under qemu with the
+case's device tree. ``sysroot.tar.gz`` (6.12; ``sysroot-7.2.tar.gz`` for 7.2) is what the
+kernel showed in sysfs (without its ``cells/`` directories) and ``kernel-cells.json``
+(``kernel-cells-7.2.json``) is what the kernel listed in those ``cells/`` directories.
+``nvmemd-query --sysroot DIR --direct cells --json`` must find the same cells: the same
+(provider, ``name@offset,bit``) set, the same sizes, the same values, and must fail to read
+the cells whose read failed in the kernel, with the kernel's error text (nvmemd picks the
+rule set from the sysroot's ``proc/sys/kernel/osrelease``).
 
 Providers marked ``kernel_invisible`` in kernel-cells.json (the U-Boot env platform driver's
 ``u-boot-env0``) have cells inside the kernel that it never shows in sysfs (no ``cells/``):
@@ -26,9 +28,20 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "realkernel"
 CASES = sorted(p for p in FIXTURES.glob("*") if (p / "kernel-cells.json").is_file())
+#: kernel series -> (sysroot tarball, kernel listing), as tools/realkernel/record.py names them
+KERNELS: dict[str, tuple[str, str]] = {
+    "6.12": ("sysroot.tar.gz", "kernel-cells.json"),
+    "7.2": ("sysroot-7.2.tar.gz", "kernel-cells-7.2.json"),
+}
+RECORDINGS = [(case, k) for case in CASES for k in KERNELS
+              if (case / KERNELS[k][1]).is_file()]
 
-# (test, case) pairs where nvmemd is known to differ from the recorded kernel, with the
-# difference. strict=True: when nvmemd is fixed the XPASS fails and the entry must go.
+
+def _listing(case: Path, series: str) -> Any:
+    return json.loads((case / KERNELS[series][1]).read_text())
+
+# (test, "case@series") pairs where nvmemd is known to differ from the recorded kernel, with
+# the difference. strict=True: when nvmemd is fixed the XPASS fails and the entry must go.
 KNOWN_DIVERGENT: dict[tuple[str, str], str] = {}
 
 # Cases where nvmemd deliberately shows more than this kernel's sysfs, by design: the
@@ -63,16 +76,18 @@ def unpacked(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """case -> its sysroot, unpacked once per module (read-only use)."""
     done: dict[str, Path] = {}
 
-    def get(case: Path) -> Path:
-        if case.name not in done:
-            done[case.name] = _unpack(case, tmp_path_factory.mktemp(case.name) / "sysroot")
-        return done[case.name]
+    def get(case: Path, series: str = "6.12") -> Path:
+        key = f"{case.name}@{series}"
+        if key not in done:
+            done[key] = _unpack(case / KERNELS[series][0],
+                                tmp_path_factory.mktemp(case.name) / "sysroot")
+        return done[key]
 
     return get
 
 
-def _unpack(case: Path, dest: Path) -> Path:
-    with tarfile.open(case / "sysroot.tar.gz") as tf:
+def _unpack(tarball: Path, dest: Path) -> Path:
+    with tarfile.open(tarball) as tf:
         if hasattr(tarfile, "tar_filter"):
             tf.extractall(dest, filter="tar")
         else:  # pragma: no cover - Python < 3.11.4
@@ -95,33 +110,45 @@ def _file_name(cell: dict[str, Any]) -> str:
 
 def _params(test: str) -> list[Any]:
     out = []
-    for case in CASES:
+    for case, series in RECORDINGS:
         marks = []
-        reason = KNOWN_DIVERGENT.get((test, case.name))
+        key = f"{case.name}@{series}"
+        reason = KNOWN_DIVERGENT.get((test, key))
         if reason:
             marks.append(pytest.mark.xfail(strict=True, reason=reason))
-        out.append(pytest.param(case, id=case.name, marks=marks))
+        out.append(pytest.param(case, series, id=key, marks=marks))
     return out
 
 
 def test_fixtures_present() -> None:
     assert CASES, f"no recorded cases under {FIXTURES}"
     for case in CASES:
-        assert (case / "sysroot.tar.gz").is_file(), case
-        kernel = json.loads((case / "kernel-cells.json").read_text())
-        assert kernel["kernel"].startswith("6.12."), kernel["kernel"]
+        spec = json.loads((case / "case.json").read_text())
+        for series, (tarball, listing) in KERNELS.items():
+            if series not in spec.get("kernels", KERNELS):
+                assert spec.get("kernels_why"), f"{case.name}: say why it is not on {series}"
+                continue
+            assert (case / tarball).is_file(), (case.name, tarball)
+            kernel = json.loads((case / listing).read_text())
+            assert kernel["kernel"].startswith(series + "."), (case.name, kernel["kernel"])
+            with tarfile.open(case / tarball) as tf:
+                member = tf.extractfile("proc/sys/kernel/osrelease")
+                assert member is not None
+                assert member.read().decode().strip() == kernel["kernel"], case.name
 
 
-@pytest.mark.parametrize("case", _params("cells"))
-def test_replay_cells(case: Path, unpacked: Any) -> None:
-    kernel = json.loads((case / "kernel-cells.json").read_text())
-    sysroot = unpacked(case)
+@pytest.mark.parametrize(("case", "series"), _params("cells"))
+def test_replay_cells(case: Path, series: str, unpacked: Any) -> None:
+    kernel = _listing(case, series)
+    sysroot = unpacked(case, series)
     ours = _query(sysroot, "cells")
     own_listing = {(p["provider"], c["file"]): (c["size"], c["value"])
                    for p in kernel["providers"] for c in p["cells"] or []}
+    own_errors = {(p["provider"], c["file"]): c.get("error")
+                  for p in kernel["providers"] for c in p["cells"] or []}
     if case.name in SAME_BOARD_REFERENCE:
         reference, why = SAME_BOARD_REFERENCE[case.name]
-        kernel = json.loads((FIXTURES / reference / "kernel-cells.json").read_text())
+        kernel = _listing(FIXTURES / reference, series)
         assert kernel["providers"] != [], why
 
     invisible = {p["provider"] for p in kernel["providers"] if p.get("kernel_invisible")}
@@ -135,6 +162,7 @@ def test_replay_cells(case: Path, unpacked: Any) -> None:
             want[(prov["provider"], c["file"])] = (c["size"], c["value"])
 
     got: dict[tuple[str, str], tuple[int, str | None]] = {}
+    got_errors: dict[tuple[str, str], str | None] = {}
     invisible_sources: dict[str, set[str]] = {p: set() for p in invisible}
     for c in ours:
         if c["provider"] in invisible:
@@ -143,6 +171,7 @@ def test_replay_cells(case: Path, unpacked: Any) -> None:
         key = (c["provider"], _file_name(c))
         assert key not in got, f"nvmemd lists {key} twice"
         got[key] = (c["bytes"], c["value"])
+        got_errors[key] = c.get("error")
 
     problems = []
     for key in sorted(want.keys() - got.keys()):
@@ -162,7 +191,11 @@ def test_replay_cells(case: Path, unpacked: Any) -> None:
     for key, listed in own_listing.items():
         if got.get(key) != listed:
             problems.append(f"this kernel lists {key[0]}/{key[1]} {listed}, nvmemd {got.get(key)}")
-    assert not problems, f"{case.name} ({kernel['description']}):\n  " + "\n  ".join(problems)
+        if own_errors[key] is not None and got_errors.get(key) != own_errors[key]:
+            problems.append(f"{key[0]}/{key[1]}: read error kernel {own_errors[key]!r}, "
+                            f"nvmemd {got_errors.get(key)!r}")
+    assert not problems, (f"{case.name} on {series} ({kernel['description']}):\n  "
+                          + "\n  ".join(problems))
 
 
 def test_same_board_references_differ_only_as_documented() -> None:
@@ -171,15 +204,15 @@ def test_same_board_references_differ_only_as_documented() -> None:
         for name in ("board.dts", "image.py"):
             assert (FIXTURES / case / name).read_bytes() == \
                 (FIXTURES / reference / name).read_bytes(), (case, name)
-        listings = [json.loads((FIXTURES / c / "kernel-cells.json").read_text())["providers"]
-                    for c in (case, reference)]
-        count = [sum(len(p["cells"] or []) for p in providers) for providers in listings]
-        assert count[0] < count[1], (case, count)
+        for series in KERNELS:
+            listings = [_listing(FIXTURES / c, series)["providers"] for c in (case, reference)]
+            count = [sum(len(p["cells"] or []) for p in providers) for providers in listings]
+            assert count[0] < count[1], (case, series, count)
 
 
-@pytest.mark.parametrize("case", _params("providers"))
-def test_replay_providers(case: Path, unpacked: Any) -> None:
-    kernel = json.loads((case / "kernel-cells.json").read_text())
-    sysroot = unpacked(case)
+@pytest.mark.parametrize(("case", "series"), _params("providers"))
+def test_replay_providers(case: Path, series: str, unpacked: Any) -> None:
+    kernel = _listing(case, series)
+    sysroot = unpacked(case, series)
     ours = _query(sysroot, "providers")
     assert sorted(p["name"] for p in ours) == sorted(p["provider"] for p in kernel["providers"])

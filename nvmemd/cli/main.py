@@ -520,6 +520,8 @@ def cmd_verify(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int
             out.write(f"skipped {line}\n".encode())
         for line in report["differences"]:
             out.write(f"DIFFERENCE {line}\n".encode())
+        for line in report.get("findings", []):  # kernel-version findings (findings.py)
+            out.write(f"FINDING {line}\n".encode())
         if not report["checked"]:
             out.write(b"nothing to verify: no provider has a kernel cells/ directory "
                       b"(kernel older than 6.8?)\n")

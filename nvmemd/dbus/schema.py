@@ -26,6 +26,7 @@ CELL_KEYS: Final = {
     "nbits": "u", "bytes": "u", "source": "s", "of_node": "s",
     "value": "ay",  # Cell.ReadRecord only; absent when unreadable (then `error`)
     "error": "s",
+    "error_detail": "s",  # with `error` when it is the kernel's strerror text: why
     "mac_base": "b",
     "decoded": "*",  # s: the MAC of a mac-base cell; t: an ONIE num-macs count
     "decoded_error": "s",

@@ -35,6 +35,8 @@ class LayoutContext:
     node: DtNode  # the nvmem-layout node (or the partition node of a platform driver)
     read: Callable[[int, int], bytes]  # (offset, length) → bytes, bounded to the provider
     compatible: str  # the compatible that matched
+    #: the kernel rule set (kernel_version.SERIES) whose parser behaviour applies
+    series: str = "6.12"
 
 
 @dataclass

@@ -7,7 +7,8 @@ driver and the ``drivers/nvmem/u-boot-env.c`` platform driver use:
 - the whole device is read and the CRC-32 covers everything from the data
   offset to the end of the device (padding included).  Reading the whole
   provider is what the kernel does, here and only here (bounded by the
-  provider size);
+  provider size); on 7.2 an ``env-size`` property limits both to that many
+  bytes (see :data:`nvmemd.kernel_version.VERSION_CHANGES`, ``u-boot-env-size``);
 - one cell per ``name=value``, at the absolute offset of the value,
   ``bytes = strlen(value)``; ``ethaddr`` becomes 6 binary bytes.
 
@@ -74,11 +75,28 @@ def _blank(data: bytes) -> bool:
     return bool(data) and data.count(data[0]) == len(data) and data[0] in (0x00, 0xFF)
 
 
+def _env_size(ctx: LayoutContext) -> int | None:
+    """``device_property_read_u32(dev, "env-size")`` on the layout (or partition) node:
+    the first be32 cell; absent or shorter than 4 bytes reads as absent."""
+    raw = ctx.node.prop("env-size")
+    if raw is None or len(raw) < 4:
+        return None
+    return int.from_bytes(raw[:4], "big")
+
+
 def parse(ctx: LayoutContext) -> LayoutResult:
     """``u_boot_env_parse()``."""
     fmt = U_BOOT_ENV_COMPATIBLES[ctx.compatible.lower()]
     lay = FORMAT_LAYOUTS[fmt]
     dev_size = ctx.size
+    env_size = _env_size(ctx) if ctx.series != "6.12" else None
+    if env_size is not None:
+        # 7.2: dev_size = device_property_read_u32(dev, "env-size", &env_size) ?
+        #      nvmem_dev_size(nvmem) : env_size -- the CRC and the parsing stop there
+        if env_size > ctx.size:
+            raise LayoutError(f"-EINVAL: env-size {env_size} is larger than the device "
+                              f"({ctx.size} bytes): nvmem_device_read() fails")
+        dev_size = env_size
     buf = bytearray(ctx.read(0, dev_size))
     if len(buf) != dev_size:
         raise LayoutError(f"-EIO: read {len(buf)} of {dev_size} bytes")

@@ -91,7 +91,8 @@ def test_end_to_end_cli(tmp_path: Path) -> None:
         "/soc/nvmem@10000/nvmem-layout/base-mac-address")
     # an all-zero MAC: the cell exists, its read fails (-EINVAL) as in the kernel
     assert cells[("rmem1", "base-mac-address@11,0")]["value"] is None
-    assert "-EINVAL" in cells[("rmem1", "base-mac-address@11,0")]["error"]
+    assert cells[("rmem1", "base-mac-address@11,0")]["error"] == "Invalid argument"
+    assert "-EINVAL" in cells[("rmem1", "base-mac-address@11,0")]["error_detail"]
     assert not [k for k in cells if k[0] == "rmem2"]
     out = query(root, "get", "rmem0:base-mac-address", "--format", "mac").stdout
     assert out == b"00:a0:a5:12:34:ff\n"

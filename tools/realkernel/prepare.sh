@@ -1,119 +1,175 @@
 #!/usr/bin/env bash
-# Prepare everything the real-kernel recorder needs, idempotently, on a fresh
-# Debian bookworm x86_64 machine:
-#   - host tools (qemu-system-arm, dtc, the aarch64 cross compiler, cpio, xz);
+# Prepare everything the real-kernel recorder needs for one kernel series, idempotently,
+# on a fresh Debian bookworm x86_64 machine:
+#   - host tools (qemu-system-arm, dtc, the aarch64 cross compiler, cpio, xz) from the
+#     host's own apt sources;
 #   - Debian's arm64 kernel (image + modules), its headers/kbuild, its source and
-#     busybox-static:arm64, downloaded with `apt-get download` (never installed)
-#     and unpacked with dpkg-deb -x into $OUT/root;
-#   - out-of-tree builds (from Debian's linux-source of the same version) of the
-#     modules Debian does not build: the CFI flash chain for qemu virt's pflash
-#     (physmap, cfi_probe, cfi_util, gen_probe, cfi_cmdset_0001) and the nvmem
-#     layouts/drivers (onie-tlv, sl28vpd, u-boot-env layout, nvmem_u-boot-env).
-# Usage: prepare.sh [OUTDIR]   (default build/realkernel)
-# KVER=6.12.117 selects the upstream version (default: newest 6.12 in the archive
-# for which linux-source-6.12 has the same Debian version).
+#     busybox-static:arm64, downloaded with `apt-get download` through a PRIVATE apt
+#     configuration (tools/lib/private-apt.sh: sources, lists and cache under
+#     build/apt/, the host's /etc/apt and /var/lib/apt untouched, no foreign
+#     architecture added to dpkg), never installed, unpacked with dpkg-deb -x;
+#       6.12: bookworm-security, linux-image-$KREL-unsigned (image, modules, DTBs);
+#       7.2:  sid, linux-binary-$KREL (image), linux-modules-$KREL, linux-base-$KREL
+#             (config, DTBs);
+#   - qemu 10 (qemu-system-arm from bookworm-backports, same private apt), unpacked, for
+#     the imx8mp-evk machine;
+#   - out-of-tree builds (from Debian's linux-source of the same version) of the modules
+#     Debian does not build: the CFI flash chain for qemu virt's pflash (physmap, cfi_probe,
+#     cfi_util, gen_probe, cfi_cmdset_0001), the nvmem layouts/drivers (onie-tlv, sl28vpd,
+#     u-boot-env layout, nvmem_u-boot-env) and nvmem_brcm_nvram.
+# Usage: prepare.sh [BUILD [SERIES]]   (default build/realkernel 6.12) -> BUILD/SERIES/
+# KVER selects the upstream version (defaults: 6.12.117, the version the 6.12 fixtures
+# were first recorded with, 7.2.13).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=$(mkdir -p "${1:-build/realkernel}" && cd "${1:-build/realkernel}" && pwd)
+PAPT="$HERE/../lib/private-apt.sh"
+BUILD=$(mkdir -p "${1:-build/realkernel}" && cd "${1:-build/realkernel}" && pwd)
+SERIES=${2:-6.12}
+OUT="$BUILD/$SERIES"
+mkdir -p "$OUT"
+APTDIR="$BUILD/../apt"
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 export DEBIAN_FRONTEND=noninteractive
 
-# ---- host packages --------------------------------------------------------------
-HOST_PKGS="qemu-system-arm device-tree-compiler gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu make cpio xz-utils kmod python3"
+# ---- host packages (the host's own sources) ------------------------------------------
+HOST_PKGS="qemu-system-arm device-tree-compiler gcc-12-aarch64-linux-gnu binutils-aarch64-linux-gnu gcc make cpio xz-utils kmod python3 bison flex libelf-dev"
 missing=""
 for p in $HOST_PKGS; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
 done
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    $SUDO dpkg --add-architecture arm64
-    NEED_UPDATE=1
-fi
-if [ -n "$missing" ] || [ -n "${NEED_UPDATE:-}" ] || [ ! -e "$OUT/.apt-updated" ]; then
-    $SUDO apt-get update -qq
-    touch "$OUT/.apt-updated"
-fi
 if [ -n "$missing" ]; then
     echo "prepare: apt-get install$missing"
+    $SUDO apt-get update -qq
     $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
+bookworm() { "$PAPT" "$APTDIR/bookworm" "bookworm bookworm-security bookworm-backports" "amd64 arm64" "$@"; }
+sid() { "$PAPT" "$APTDIR/sid" "sid" "amd64 arm64" "$@"; }
+
 # ---- kernel version -------------------------------------------------------------
-SRCVER=$(apt-cache policy linux-source-6.12 | awk '/Candidate:/ {print $2}')
-[ -n "$SRCVER" ] && [ "$SRCVER" != "(none)" ] || { echo "linux-source-6.12 not in apt lists" >&2; exit 1; }
-KVER=${KVER:-${SRCVER%%-*}}          # e.g. 6.12.117
-ABI="$KVER+deb12"                    # e.g. 6.12.117+deb12
+case "$SERIES" in
+    6.12) KVER=${KVER:-6.12.117}; ABI="$KVER+deb12"; APT=bookworm
+          IMAGE_PKGS="linux-image-$ABI-arm64-unsigned:arm64" ;;
+    7.2)  KVER=${KVER:-7.2.13};   ABI="$KVER+deb14"; APT=sid
+          IMAGE_PKGS="linux-binary-$ABI-arm64:arm64 linux-modules-$ABI-arm64:arm64 linux-base-$ABI-arm64:arm64" ;;
+    *) echo "prepare: unknown series $SERIES (6.12 or 7.2)" >&2; exit 2 ;;
+esac
 KREL="$ABI-arm64"                    # uname -r
-IMGVER=$(apt-cache policy "linux-image-$KREL-unsigned:arm64" | awk '/Candidate:/ {print $2}')
-if [ "$IMGVER" != "$SRCVER" ]; then
-    echo "prepare: linux-image-$KREL-unsigned:arm64 is '$IMGVER', linux-source-6.12 is '$SRCVER'" >&2
-    exit 1
-fi
+# linux-source-X.Y of the same upstream version (several may be in the archive)
+SRCVER=$($APT apt-cache madison "linux-source-$SERIES" | awk -v v="$KVER" '$3 ~ ("^" v "-") {print $3; exit}')
+[ -n "$SRCVER" ] || { echo "prepare: linux-source-$SERIES $KVER not in the archive" >&2; exit 1; }
 echo "$KREL" > "$OUT/kernel-release"
 
 # ---- download + unpack ------------------------------------------------------------
-mkdir -p "$OUT/debs" "$OUT/root"
+mkdir -p "$OUT/debs"
 chmod 0777 "$OUT/debs" 2>/dev/null || true
-PKGS="linux-image-$KREL-unsigned:arm64 linux-headers-$KREL:arm64 linux-headers-$ABI-common linux-kbuild-$ABI linux-source-6.12=$SRCVER busybox-static:arm64"
+PKGS="$IMAGE_PKGS linux-headers-$KREL:arm64 linux-headers-$ABI-common linux-kbuild-$ABI linux-source-$SERIES=$SRCVER"
 if [ ! -e "$OUT/.unpacked-$KREL" ]; then
-    (cd "$OUT/debs" && apt-get download -q $PKGS)
+    (cd "$OUT/debs" && rm -f ./*.deb && $APT apt-get download -q $PKGS && bookworm apt-get download -q busybox-static:arm64)
     rm -rf "$OUT/root"; mkdir -p "$OUT/root"
-    for d in "$OUT"/debs/*.deb; do
-        case "$d" in
-            *linux-image-*|*linux-headers-*|*linux-kbuild-*|*linux-source-*|*busybox-static*)
-                case "$d" in *"$SRCVER"*|*busybox*) dpkg-deb -x "$d" "$OUT/root" ;; esac ;;
-        esac
-    done
+    for d in "$OUT"/debs/*.deb; do dpkg-deb -x "$d" "$OUT/root"; done
     touch "$OUT/.unpacked-$KREL"
 fi
 ROOT="$OUT/root"
 HDR="$ROOT/usr/src/linux-headers-$KREL"
 # the headers' Makefile includes the -common one by absolute path: point it into $ROOT
-sed -i "s#^include /usr/src/#include $ROOT/usr/src/#" "$HDR/Makefile"
+# (and 7.2's names its own directory, KBUILD_OUTPUT=/usr/src/...)
+sed -i -e "s#^include /usr/src/#include $ROOT/usr/src/#" \
+    -e "s#^KBUILD_OUTPUT=/usr/src/#KBUILD_OUTPUT=$ROOT/usr/src/#" "$HDR/Makefile"
+# paths the recorder needs, whatever the packaging (6.12: /boot, /lib/modules; 7.2: /usr/lib)
+{
+    for p in "boot/vmlinuz-$KREL" "usr/lib/modules/$KREL/vmlinuz"; do
+        [ -e "$ROOT/$p" ] && { echo "vmlinuz=$p"; break; }
+    done
+    for p in "lib/modules/$KREL" "usr/lib/modules/$KREL"; do
+        [ -d "$ROOT/$p/kernel" ] && { echo "moddir=$p"; break; }
+    done
+    for p in "usr/lib/linux-image-$KREL"; do
+        [ -d "$ROOT/$p" ] && { echo "dtbs=$p"; break; }
+    done
+} > "$OUT/paths"
+grep -q '^vmlinuz=' "$OUT/paths" && grep -q '^moddir=' "$OUT/paths" && grep -q '^dtbs=' "$OUT/paths" \
+    || { echo "prepare: kernel files not found under $ROOT" >&2; cat "$OUT/paths" >&2; exit 1; }
 
 # ---- qemu 10 (machine imx8mp-evk) from bookworm-backports, unpacked, not installed ----------
-if [ ! -x "$OUT/qemu10/usr/bin/qemu-system-aarch64" ]; then
-    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        echo 'deb http://deb.debian.org/debian bookworm-backports main' \
-            | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.list >/dev/null
-        $SUDO apt-get update -qq
-    fi
-    mkdir -p "$OUT/debs-qemu10"
-    chmod 0777 "$OUT/debs-qemu10" 2>/dev/null || true
-    rm -f "$OUT"/debs-qemu10/*.deb
-    (cd "$OUT/debs-qemu10" && apt-get download -q qemu-system-arm/bookworm-backports)
-    rm -rf "$OUT/qemu10"; mkdir -p "$OUT/qemu10"
-    dpkg-deb -x "$OUT"/debs-qemu10/qemu-system-arm_*.deb "$OUT/qemu10"
+Q10="$BUILD/qemu10"
+if [ ! -x "$Q10/usr/bin/qemu-system-aarch64" ]; then
+    mkdir -p "$BUILD/debs-qemu10"
+    chmod 0777 "$BUILD/debs-qemu10" 2>/dev/null || true
+    rm -f "$BUILD"/debs-qemu10/*.deb
+    (cd "$BUILD/debs-qemu10" && bookworm apt-get download -q qemu-system-arm/bookworm-backports)
+    rm -rf "$Q10"; mkdir -p "$Q10"
+    dpkg-deb -x "$BUILD"/debs-qemu10/qemu-system-arm_*.deb "$Q10"
 fi
-"$OUT/qemu10/usr/bin/qemu-system-aarch64" -M help | grep -q imx8mp-evk
+"$Q10/usr/bin/qemu-system-aarch64" -M help | grep -q imx8mp-evk
 
 # ---- out-of-tree modules --------------------------------------------------------------
 OOT="$OUT/oot-$KREL"
+SRC="$OUT/src/linux-source-$SERIES"
+MAKEARGS=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- CC=aarch64-linux-gnu-gcc-12 KBUILD_MODPOST_WARN=1
+          CONFIG_DEBUG_INFO_BTF_MODULES=)
+if [ "$SERIES" != 6.12 ]; then
+    # Debian builds 7.2 with gcc-16; bookworm's gcc-12 works against its headers when
+    # told: no -fmin-function-alignment (gcc 14+), no warnings about newer attributes, and
+    # no -fpatchable-function-entry (arm64 CALL_OPS ftrace patches 12 bytes before each
+    # function; our modules need no tracing).
+    MAKEARGS+=(CONFIG_CC_HAS_MIN_FUNCTION_ALIGNMENT= KCFLAGS=-Wno-attributes CC_FLAGS_FTRACE=)
+fi
 if [ ! -e "$OOT/.built" ]; then
     rm -rf "$OOT" "$OUT/src"; mkdir -p "$OOT/mtd" "$OOT/nvmem/layouts" "$OUT/src"
-    tar -xJf "$ROOT/usr/src/linux-source-6.12.tar.xz" -C "$OUT/src" \
-        linux-source-6.12/drivers/mtd/chips linux-source-6.12/drivers/mtd/maps \
-        linux-source-6.12/drivers/nvmem
-    S="$OUT/src/linux-source-6.12/drivers"
+    tar -xJf "$ROOT/usr/src/linux-source-$SERIES.tar.xz" -C "$OUT/src" \
+        "linux-source-$SERIES/drivers/mtd" "linux-source-$SERIES/drivers/nvmem" \
+        "linux-source-$SERIES/drivers/rtc" "linux-source-$SERIES/drivers/misc/eeprom" \
+        "linux-source-$SERIES/drivers/of" "linux-source-$SERIES/scripts/mod" \
+        "linux-source-$SERIES/include"
+    if [ "$SERIES" != 6.12 ]; then
+        # sid's modpost (scripts/mod/modpost.real-lsb-64 behind Debian's wrapper) needs
+        # glibc 2.38: rebuild it from the same source with the host compiler. Its inputs
+        # are generated as scripts/mod/Makefile does: elfconfig.h from an arm64 object
+        # (mk_elfconfig), devicetable-offsets.h from devicetable-offsets.c compiled for
+        # arm64 against the headers (the "offsets" sed of scripts/Kbuild.include).
+        tar -xJf "$ROOT/usr/src/linux-source-$SERIES.tar.xz" -C "$OUT/src" \
+            "linux-source-$SERIES/scripts/include"
+        CMN="$ROOT/usr/src/linux-headers-$ABI-common"
+        ( cd "$SRC/scripts/mod" &&
+          aarch64-linux-gnu-gcc-12 -c empty.c -o empty.o &&
+          gcc -O2 -o mk_elfconfig mk_elfconfig.c &&
+          ./mk_elfconfig < empty.o > elfconfig.h &&
+          aarch64-linux-gnu-gcc-12 -S -o devicetable-offsets.s -nostdinc \
+            -I"$CMN/arch/arm64/include" -I"$HDR/arch/arm64/include/generated" \
+            -I"$CMN/include" -I"$HDR/include" -I"$CMN/arch/arm64/include/uapi" \
+            -I"$HDR/arch/arm64/include/generated/uapi" -I"$CMN/include/uapi" \
+            -I"$HDR/include/generated/uapi" -include "$CMN/include/linux/compiler-version.h" \
+            -include "$CMN/include/linux/kconfig.h" -include "$CMN/include/linux/compiler_types.h" \
+            -D__KERNEL__ -Wno-attributes -DKBUILD_MODNAME='"x"' -DKBUILD_BASENAME='"x"' \
+            devicetable-offsets.c &&
+          sed -ne 's:^[[:space:]]*\.ascii[[:space:]]*"\(.*\)".*:\1:; /^->/{s:->#\(.*\):/* \1 */:; s:^->\([^ ]*\) [\$#]*\([^ ]*\) \(.*\):#define \1 \2 /* \3 */:; s:->::; p;}' \
+            devicetable-offsets.s > devicetable-offsets.h &&
+          gcc -O2 -I. -I../include -o "$ROOT/usr/lib/linux-kbuild-$ABI/scripts/mod/modpost.real-lsb-64" \
+            modpost.c file2alias.c sumversion.c symsearch.c )
+    fi
+    S="$SRC/drivers"
     cp "$S"/mtd/chips/{cfi_probe,cfi_util,gen_probe,cfi_cmdset_0001,fwh_lock}.[ch] "$OOT/mtd/" 2>/dev/null || true
     cp "$S"/mtd/maps/physmap-*.[ch] "$OOT/mtd/"
-    cp "$S"/nvmem/u-boot-env.c "$OOT/nvmem/"
+    cp "$S"/nvmem/u-boot-env.c "$S"/nvmem/brcm_nvram.c "$OOT/nvmem/"
     cp "$S"/nvmem/layouts/{onie-tlv,sl28vpd,u-boot-env}.[ch] "$OOT/nvmem/layouts/" 2>/dev/null || true
-    cat > "$OOT/mtd/Kbuild" <<'EOF'
+    cat > "$OOT/mtd/Kbuild" <<'KB'
 # CONFIG_MTD_CFI / _GEN_PROBE / _CFI_UTIL / _CFI_INTELEXT / _PHYSMAP(_OF) are off in Debian
 ccflags-y += -DCONFIG_MTD_PHYSMAP_OF=1
 obj-m += cfi_util.o gen_probe.o cfi_probe.o cfi_cmdset_0001.o physmap.o
 physmap-y := physmap-core.o
-EOF
-    cat > "$OOT/nvmem/Kbuild" <<'EOF'
-obj-m += layouts/ nvmem_u-boot-env.o
+KB
+    cat > "$OOT/nvmem/Kbuild" <<'KB'
+# CONFIG_NVMEM_U_BOOT_ENV, CONFIG_NVMEM_BRCM_NVRAM are off in Debian
+obj-m += layouts/ nvmem_u-boot-env.o nvmem_brcm_nvram.o
 nvmem_u-boot-env-y := u-boot-env.o
-EOF
-    cat > "$OOT/nvmem/layouts/Kbuild" <<'EOF'
+nvmem_brcm_nvram-y := brcm_nvram.o
+KB
+    cat > "$OOT/nvmem/layouts/Kbuild" <<'KB'
 obj-m += onie-tlv.o sl28vpd.o u-boot-env.o
-EOF
+KB
     for sub in mtd nvmem; do
-        make -C "$HDR" M="$OOT/$sub" ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- \
-            KBUILD_MODPOST_WARN=1 CONFIG_DEBUG_INFO_BTF_MODULES= -j2 modules
+        make -C "$HDR" M="$OOT/$sub" "${MAKEARGS[@]}" -j2 modules
     done
     touch "$OOT/.built"
 fi

@@ -7,15 +7,17 @@ For each case directory ``tests/fixtures/realkernel/<case>/`` holding
 * ``board.dts``  -- our DT nodes, appended to the machine's own device tree,
 * ``image.py``   -- ``images() -> dict[str, bytes]``: the provider contents, deterministic,
 
-this boots Debian's arm64 kernel (``prepare.sh`` fetches it) under qemu (TCG) with a busybox
-initramfs (``init.sh``), and writes back into the case directory
+this boots Debian's arm64 kernels (``prepare.sh`` fetches them: 6.12 from bookworm-security,
+7.2 from sid) under qemu (TCG) with a busybox initramfs (``init.sh``), and writes back into the
+case directory, per kernel series (6.12: no suffix, the first series recorded; 7.2: ``-7.2``)
 
 * ``sysroot.tar.gz``    -- the sysroot nvmemd reads (sys/bus/nvmem, sys/devices/..., the live
   device tree, sys/firmware/fdt, proc/device-tree, proc/sys/kernel/osrelease), without the
   kernel's ``cells/`` directories;
 * ``kernel-cells.json`` -- the kernel's answer: every provider with its ``cells/`` files (name,
   mode, size, value or read error), or ``"cells": null`` when it has no ``cells/`` directory,
-  plus the nvmem/mtd lines of dmesg and ``uname -r``.
+  plus the nvmem/mtd lines of dmesg and ``uname -r``;
+* ``sysroot-7.2.tar.gz``, ``kernel-cells-7.2.json`` -- the same on Linux 7.2.
 
 CASE KEYS (case.json)
   description      what the case covers (one line)
@@ -33,6 +35,8 @@ CASE KEYS (case.json)
                    capture, e.g. an EEPROM without a qemu drive or an RTC's NVRAM
   pre_capture      shell lines run in the guest before the capture
   kernel_invisible provider names whose cells the kernel parses but never shows in sysfs
+  kernels          series to record on (default: all of SERIES), e.g. ["6.12"] with a
+                   "kernels_why" explaining the exception
 """
 from __future__ import annotations
 
@@ -60,6 +64,15 @@ FIXTURES = REPO / "tests" / "fixtures" / "realkernel"
 VIRT_ARGS = ["-M", "virt", "-cpu", "cortex-a57", "-smp", "1", "-m", "512"]
 IMX_ARGS = ["-M", "imx8mp-evk", "-smp", "1", "-m", "1G"]
 PFLASH_SIZE = 64 << 20
+#: Kernel series recorded, in order; the first keeps the historical un-suffixed file names.
+SERIES = ("6.12", "7.2")
+
+
+def fixture_files(series: str) -> tuple[str, str]:
+    """(sysroot tarball, kernel-cells json) names of *series* in a case directory."""
+    suffix = "" if series == SERIES[0] else f"-{series}"
+    return f"sysroot{suffix}.tar.gz", f"kernel-cells{suffix}.json"
+
 BEGIN, END = "===RECORDER-BEGIN===", "===RECORDER-END==="
 DMESG_RE = re.compile(
     r"nvmem|mtd|rmem|partition|cfi|physmap|flash|u-boot|u_boot|onie|tlv|sl28|vpd|layout|"
@@ -72,16 +85,20 @@ DMESG_RE = re.compile(
 class Kernel:
     """Paths inside the prepared build directory."""
 
-    def __init__(self, build: Path) -> None:
-        self.build = build
-        self.krel = (build / "kernel-release").read_text().strip()
-        self.root = build / "root"
-        self.moddir = self.root / "lib" / "modules" / self.krel
-        self.vmlinuz = self.root / "boot" / f"vmlinuz-{self.krel}"
+    def __init__(self, build: Path, series: str) -> None:
+        self.series = series
+        self.build = build / series
+        self.krel = (self.build / "kernel-release").read_text().strip()
+        self.root = self.build / "root"
+        # prepare.sh writes where this series' packaging puts them (/boot or /usr/lib)
+        paths = dict(line.split("=", 1)
+                     for line in (self.build / "paths").read_text().split())
+        self.moddir = self.root / paths["moddir"]
+        self.vmlinuz = self.root / paths["vmlinuz"]
+        self.dtbs = self.root / paths["dtbs"]
         self.busybox = self.root / "bin" / "busybox"
-        self.oot = build / f"oot-{self.krel}"
+        self.oot = self.build / f"oot-{self.krel}"
         self.qemu10 = build / "qemu10" / "usr" / "bin" / "qemu-system-aarch64"
-        self.dtbs = self.root / "usr" / "lib" / f"linux-image-{self.krel}"
         # Debian's package has no modules.dep (depmod runs at install): read each module's
         # own "depends=" from its .modinfo when it is needed.
         self.modules: dict[str, Path] = {}
@@ -411,14 +428,16 @@ def record(kernel: Kernel, case_dir: Path, keep: bool, timeout: int) -> None:
         extract(log, out)
         sysroot = work / "sysroot"
         make_sysroot(out, sysroot)
-        write_tar_gz(sysroot, case_dir / "sysroot.tar.gz")
+        tar_name, json_name = fixture_files(kernel.series)
+        write_tar_gz(sysroot, case_dir / tar_name)
         kc = kernel_cells(out, case)
-        (case_dir / "kernel-cells.json").write_text(json.dumps(kc, indent=1) + "\n")
-        size = (case_dir / "sysroot.tar.gz").stat().st_size
+        (case_dir / json_name).write_text(json.dumps(kc, indent=1) + "\n")
+        size = (case_dir / tar_name).stat().st_size
         provs = ", ".join(
             f"{p['provider']}:{'-' if p['cells'] is None else len(p['cells'])}"
             for p in kc["providers"])
-        print(f"{case_dir.name}: {secs:.1f}s, sysroot {size // 1024} KiB, providers {provs}")
+        print(f"{case_dir.name} [{kernel.series}]: {secs:.1f}s, sysroot {size // 1024} KiB, "
+              f"providers {provs}")
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -433,15 +452,28 @@ def main() -> None:
     ap.add_argument("--no-prepare", action="store_true", help="skip prepare.sh")
     ap.add_argument("--keep", action="store_true", help="keep the work directories")
     ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--kernels", default=",".join(SERIES),
+                    help=f"comma-separated kernel series (default: {','.join(SERIES)})")
     args = ap.parse_args()
-    if not args.no_prepare:
-        subprocess.run(["bash", str(HERE / "prepare.sh"), str(args.build)], check=True)
-    kernel = Kernel(args.build.resolve())
+    series = [k for k in args.kernels.split(",") if k]
+    unknown = set(series) - set(SERIES)
+    if unknown:
+        raise SystemExit(f"unknown kernel series {sorted(unknown)}; known: {SERIES}")
     names = args.cases or sorted(p.parent.name for p in FIXTURES.glob("*/case.json"))
-    t0 = time.monotonic()
-    for name in names:
-        record(kernel, FIXTURES / name, args.keep, args.timeout)
-    print(f"recorded {len(names)} case(s) with {kernel.krel} in {time.monotonic() - t0:.0f}s")
+    for k in series:
+        if not args.no_prepare:
+            subprocess.run(["bash", str(HERE / "prepare.sh"), str(args.build), k], check=True)
+        kernel = Kernel(args.build.resolve(), k)
+        t0 = time.monotonic()
+        done = 0
+        for name in names:
+            case = json.loads((FIXTURES / name / "case.json").read_text())
+            if k not in case.get("kernels", SERIES):
+                print(f"{name} [{k}]: not recorded ({case.get('kernels_why', 'kernels')})")
+                continue
+            record(kernel, FIXTURES / name, args.keep, args.timeout)
+            done += 1
+        print(f"recorded {done} case(s) with {kernel.krel} in {time.monotonic() - t0:.0f}s")
 
 
 if __name__ == "__main__":
