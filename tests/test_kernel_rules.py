@@ -21,7 +21,6 @@ def provider(**changes: object) -> Provider:
 @pytest.mark.parametrize("row", LEGACY_OF_CELL_DRIVERS, ids=lambda r: r.source)
 def test_every_opt_in_row_opts_in_with_its_access(row: object) -> None:
     from nvmemd.kernel_rules import LegacyOfCellDriver
-
     from nvmemd.kernel_version import SERIES
 
     assert isinstance(row, LegacyOfCellDriver)
