@@ -444,3 +444,28 @@ def test_bus_path_imports_stay_lean() -> None:
              "nvmemd.model", "nvmemd.records", "nvmemd.sysroot"}
     assert loaded & heavy == set()
 
+
+# --- issue 12 #4: README teaches the slash form, and its commands run as documented
+
+
+@pytest.mark.skipif(shutil.which("systemd-escape") is None, reason="systemd-escape missing")
+def test_readme_boot_integration_as_documented(demo_board_sysroot: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    assert not re.search(r"nvmemd-wait@[^ ]*:", readme), "the colon form in a unit name"
+    instances = set(re.findall(r"^\s*(?:Requires|After)=nvmemd-wait@(\S+)\.service$", readme,
+                               re.M))
+    assert instances == {r"board\x2deeprom1-serial\x2dnumber"}
+    (instance,) = instances
+    escaped = subprocess.run(["systemd-escape", "board-eeprom1/serial-number"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert escaped == instance and f"systemd-escape {'board-eeprom1/serial-number'}" in readme
+    argv = _local_binaries(expand_exec(_exec_start(WAIT_UNIT), instance))
+    proc = subprocess.run(argv, env=unit_env(demo_board_sysroot), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # the README's get example, verbatim
+    m = re.search(r"^\$ (nvmemd-query get board-eeprom1/serial-number --format string)\n(.*)$",
+                  readme, re.M)
+    assert m is not None
+    out = demo(demo_board_sysroot, *m[1].split()[1:])
+    assert out.stdout == m[2] + "\n", out.stderr
