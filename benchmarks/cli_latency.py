@@ -52,9 +52,9 @@ from _common import (
 DIRECT_TARGET = 3.0
 DBUS_TARGET = 4.0
 MULTI_TARGET = 1.2
-SPEC = "rmem3:cell5"  # 8 bytes at 0x50
+SPEC = "rmem3/cell5"  # 8 bytes at 0x50
 #: Five cells in one call (issue 12 #14): boot scripts pay the start-up once.
-SPECS5 = ["rmem3:cell5", "rmem3:cell6", "rmem2:cell1", "rmem1:cell9", "rmem0:cell0"]
+SPECS5 = ["rmem3/cell5", "rmem3/cell6", "rmem2/cell1", "rmem1/cell9", "rmem0/cell0"]
 
 CLIENT = r"""
 import asyncio, sys

@@ -20,11 +20,7 @@ candidates), AccessDeniedError, ProviderGoneError, ProviderIOError;
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Final
 
 from .dbus.names import (
     BUS_NAME,
@@ -38,6 +34,15 @@ from .dbus.names import (
     error_for_name,
 )
 from .errors import AccessDeniedError, InvalidArgumentError, NvmemError, ProviderGoneError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Final
+
+    from .dbus.objects import Cell, Provider
+
+    Objects = dict[str, dict[str, dict[str, Any]]]
 
 __all__ = ["AsyncClient", "Cell", "Client", "NotRunningError", "Provider"]
 
@@ -65,48 +70,13 @@ def _error(name: str, message: str) -> NvmemError:
     return error_for_name(name, message)
 
 
-@dataclass(frozen=True)
-class Provider:
-    """An NVMEM provider (``org.nvmemd.Nvmem1.Provider``)."""
+def __getattr__(name: str) -> object:
+    """``Provider`` and ``Cell`` (nvmemd.dbus.objects), loaded on first use."""
+    if name in ("Provider", "Cell"):
+        from .dbus import objects
 
-    path: str
-    name: str
-    type: str
-    size: int
-    read_only: bool
-    root_only: bool
-    of_node: str
-    compatible: tuple[str, ...]
-    cells: tuple[str, ...]  # object paths
-
-    @classmethod
-    def from_properties(cls, path: str, p: dict[str, Any]) -> Provider:
-        return cls(path, p["Name"], p["Type"], p["Size"], p["ReadOnly"], p["RootOnly"],
-                   p["OfNode"], tuple(p["Compatible"]), tuple(p["Cells"]))
-
-
-@dataclass(frozen=True)
-class Cell:
-    """An NVMEM cell (``org.nvmemd.Nvmem1.Cell``): where it is, not its value."""
-
-    path: str
-    provider: str  # the provider's name
-    name: str
-    sysfs_name: str
-    offset: int
-    bit_offset: int
-    nbits: int
-    bytes: int
-    source: str
-    of_node: str
-
-    @classmethod
-    def from_properties(cls, path: str, p: dict[str, Any], provider: str) -> Cell:
-        return cls(path, provider, p["Name"], p["SysfsName"], p["Offset"], p["BitOffset"],
-                   p["NBits"], p["Bytes"], p["Source"], p["OfNode"])
-
-
-Objects = dict[str, dict[str, dict[str, Any]]]
+        return getattr(objects, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Api:
@@ -114,12 +84,16 @@ class _Api:
 
     @staticmethod
     def providers(objects: Objects) -> list[Provider]:
+        from .dbus.objects import Provider
+
         found = [Provider.from_properties(path, ifaces[PROVIDER_IFACE])
                  for path, ifaces in objects.items() if PROVIDER_IFACE in ifaces]
         return sorted(found, key=lambda p: p.name)
 
     @staticmethod
     def cells(objects: Objects, provider: str | None) -> list[Cell]:
+        from .dbus.objects import Cell
+
         out = []
         for p in _Api.providers(objects):
             if provider is not None and p.name != provider:
@@ -284,6 +258,8 @@ class Client:
 
     def provider_records(self) -> list[dict[str, Any]]:
         """``providers --json``: one record per provider, broken ones included."""
+        import contextlib
+
         from .dbus.schema import provider_from_wire
 
         objects = self.managed_objects()

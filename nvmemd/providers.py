@@ -15,7 +15,7 @@ import stat
 from .devicetree import DeviceTree
 from .errors import SysrootError
 from .model import MTD_OTP_NAME, Provider
-from .sysroot import Sysroot
+from .sysroot import NOT_RECORDED, Sysroot
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,10 @@ def read_provider(sysroot: Sysroot, tree: DeviceTree, name: str) -> Provider:
     st = sysroot.stat_file(sys_path + "/nvmem")  # no link followed out of the sysroot
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{sys_path}/nvmem is not a regular file")
+    size = st.st_size
+    if not size:  # a snapshot's root-only provider keeps its real size beside it
+        recorded = sysroot.read_text(f"{sys_path}/{NOT_RECORDED}")
+        size = int(recorded) if recorded and recorded.strip().isdigit() else 0
     force_ro_text = sysroot.read_text(sys_path + "/force_ro")
     force_ro = None if force_ro_text is None else force_ro_text.strip() in ("1", "Y", "y")
 
@@ -95,7 +99,7 @@ def read_provider(sysroot: Sysroot, tree: DeviceTree, name: str) -> Provider:
         name=name,
         sys_path=sys_path,
         type=sysroot.read_text(sys_path + "/type") or "Unknown",
-        size=st.st_size,
+        size=size,
         mode=stat.S_IMODE(st.st_mode),
         force_ro=force_ro,
         of_node=of_node,

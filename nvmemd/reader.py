@@ -16,7 +16,7 @@ import stat
 
 from .errors import AccessDeniedError, ProviderGoneError, ProviderIOError
 from .model import Access
-from .sysroot import Sysroot
+from .sysroot import NOT_RECORDED, Sysroot
 
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE})
 _DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
@@ -63,8 +63,13 @@ def read_range(
             raise ProviderIOError(f"{provider_name}: nvmem is not a regular file") from None
         raise _translate(e, provider_name, "open") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise ProviderIOError(f"{provider_name}: nvmem is not a regular file")
+        if not st.st_size and length and sysroot.exists(nvmem_path.rsplit("/", 1)[0] + "/"
+                                                        + NOT_RECORDED):
+            raise ProviderIOError(f"{provider_name}: not recorded (root-only; the snapshot "
+                                  "was taken without --include-protected)")
         try:
             if access is not None and (access.stride > 1 or access.word_size > 1):
                 return _aligned_read(fd, offset, length, max(access.stride, access.word_size))

@@ -176,15 +176,17 @@ def match_spec(spec: str, cell: CellInfo) -> bool:
     return cell.name == spec
 
 
-def scan(sysroot: Sysroot, config: Config, only: str | None = None) -> Registry:
-    """Every provider under the sysroot, or just provider *only* when a caller
-    names it (``get P:NAME``, ``cells P``): the answer about one provider never
+def scan(sysroot: Sysroot, config: Config, only: str | frozenset[str] | None = None
+         ) -> Registry:
+    """Every provider under the sysroot, or just provider(s) *only* when a caller
+    names them (``get P:NAME``, ``cells P``): the answer about one provider never
     depends on the others, and a board may have hundreds."""
+    wanted = frozenset((only,)) if isinstance(only, str) else only
     tree = DeviceTree(sysroot)
     entries: dict[str, ProviderEntry] = {}
     broken: dict[str, BrokenProvider] = {}
     for name in list_provider_names(sysroot):
-        if only is not None and name != only:
+        if wanted is not None and name not in wanted:
             continue
         result = scan_provider(sysroot, tree, name, config)
         if isinstance(result, BrokenProvider):

@@ -11,7 +11,9 @@ recordings in tests/fixtures/realkernel use), so a bug report replays with
 The kernel's ``cells/`` directories are not copied into the sysroot (nvmemd
 would otherwise be compared with itself).  Contents of root-only providers
 are recorded only with ``--include-protected``; without it their ``nvmem``
-files are present but empty and ``info.json`` lists them.
+files are present but empty, ``info.json`` lists them, and a file
+``nvmemd-not-recorded`` beside each holds its real size: a replay shows the
+provider's size and says "not recorded" for its values.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from typing import Any, BinaryIO
 from . import __version__
 from .errors import OutputError, SysrootError
 from .providers import NVMEM_BUS
-from .sysroot import Sysroot
+from .sysroot import NOT_RECORDED, Sysroot
 
 META_DIR = "nvmemd-snapshot"
 #: Providers larger than this are cut (bug reports, not backups).
@@ -149,6 +151,9 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
             if not mode & 0o044 and not include_protected:
                 info.protected_omitted.append(name)
                 w.data(path, b"", mode)
+                marker = w.sysroot.read_text(f"{sys_path}/{NOT_RECORDED}")  # a replay's
+                size = marker.strip() if marker and not st.st_size else str(st.st_size)
+                w.data(f"{sys_path}/{NOT_RECORDED}", f"{size}\n".encode())
                 continue
             try:
                 data = w.sysroot.read_file(path, max_bytes)

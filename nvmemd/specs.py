@@ -10,8 +10,7 @@ No imports: the CLI's fast path uses this before anything else is loaded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
 if TYPE_CHECKING:
     from collections.abc import Iterable
 

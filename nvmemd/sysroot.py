@@ -26,6 +26,9 @@ MAX_SYMLINKS = 40
 
 DEFAULT_SYSROOT = "/"
 SYSROOT_ENV = "NVMEMD_SYSROOT"
+#: In a snapshot's provider directory (never in sysfs): the contents of this root-only
+#: provider were not recorded (no --include-protected); the file holds its real size.
+NOT_RECORDED = "nvmemd-not-recorded"
 
 
 @dataclass(frozen=True)

@@ -388,3 +388,84 @@ def test_board_env_example_exec_start(demo_board_sysroot: Path, tmp_path: Path) 
     shell = subprocess.run(["sh", "-c", f'. "{env_file}"; printf %s "$PRODUCT"'],
                            capture_output=True, text=True, check=True)
     assert shell.stdout == "nvmemd demo board rev B"
+
+
+# --- start-up (issue 12 #1): the common get forms skip argparse; the bus path is stdlib-lean
+
+
+FAST_ARGV = [
+    ["get", "a"],
+    ["get", "board-eeprom1/serial-number", "--format", "string"],
+    ["--sysroot", "/x", "get", "a", "b", "--json"],
+    ["--sysroot=", "--direct", "get", "-f", "u32", "--endian", "big", "a"],
+    ["get", "--env", "SERIAL=p/serial", "p/mac", "--provider", "p"],
+    ["--address", "unix:path=/x", "get", "a", "--session"],
+    ["get", "--format", "mac", "a", "--sysroot", "/y"],
+    ["--sysroot", "/x", "get", "a", "--sysroot", "/y"],
+    ["get", "-", "x"],
+]
+SLOW_ARGV = [
+    ["get"], ["cells"], ["-v", "get", "a"], ["get", "a", "-v"], ["--json", "get", "a"],
+    ["get", "a", "--json", "b"], ["get", "a", "--form", "hex"], ["get", "-fhex", "a"],
+    ["get", "a", "--format", "bogus"], ["get", "a", "--endian", "middle"],
+    ["get", "--consumer", "n", "a"], ["get", "a", "--index", "1"], ["get", "--", "a"],
+    ["get", "a", "--help"], ["--provider", "p", "get", "a"], ["get", "a", "--sysroot"],
+    ["get", "a", "--direct=1"], ["get", "a", "--provider", "-x"], ["x", "get", "a"],
+]
+
+
+@pytest.mark.parametrize("argv", FAST_ARGV, ids=" ".join)
+def test_fast_path_parses_as_argparse_does(argv: list[str]) -> None:
+    from nvmemd.cli.fast import parse_get
+    from nvmemd.cli.main import build_parser
+
+    fast = parse_get(argv)
+    assert fast is not None
+    full = vars(build_parser().parse_args(argv))
+    assert {k: getattr(fast, k) for k in full} == full
+
+
+@pytest.mark.parametrize("argv", SLOW_ARGV, ids=" ".join)
+def test_fast_path_leaves_the_rest_to_argparse(argv: list[str]) -> None:
+    from nvmemd.cli.fast import parse_get
+
+    assert parse_get(argv) is None
+
+
+def test_bus_path_imports_stay_lean() -> None:
+    """What `nvmemd-query get` over D-Bus loads: no argparse, dataclasses, typing, re,
+    logging or pathlib (each costs a fraction of Python's own start-up)."""
+    code = ("import sys; import nvmemd.cli.fast, nvmemd.cli.common, nvmemd.dbus.client\n"
+            "from nvmemd.cli.fast import parse_get; parse_get(['get', 'p/x', '-f', 'mac'])\n"
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    heavy = {"argparse", "dataclasses", "typing", "re", "logging", "pathlib", "inspect",
+             "nvmemd.model", "nvmemd.records", "nvmemd.sysroot"}
+    assert loaded & heavy == set()
+
+
+# --- issue 12 #4: README teaches the slash form, and its commands run as documented
+
+
+@pytest.mark.skipif(shutil.which("systemd-escape") is None, reason="systemd-escape missing")
+def test_readme_boot_integration_as_documented(demo_board_sysroot: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    assert not re.search(r"nvmemd-wait@[^ ]*:", readme), "the colon form in a unit name"
+    instances = set(re.findall(r"^\s*(?:Requires|After)=nvmemd-wait@(\S+)\.service$", readme,
+                               re.M))
+    assert instances == {r"board\x2deeprom1-serial\x2dnumber"}
+    (instance,) = instances
+    escaped = subprocess.run(["systemd-escape", "board-eeprom1/serial-number"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert escaped == instance and f"systemd-escape {'board-eeprom1/serial-number'}" in readme
+    argv = _local_binaries(expand_exec(_exec_start(WAIT_UNIT), instance))
+    proc = subprocess.run(argv, env=unit_env(demo_board_sysroot), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    # the README's get example, verbatim
+    m = re.search(r"^\$ (nvmemd-query get board-eeprom1/serial-number --format string)\n(.*)$",
+                  readme, re.M)
+    assert m is not None
+    out = demo(demo_board_sysroot, *m[1].split()[1:])
+    assert out.stdout == m[2] + "\n", out.stderr

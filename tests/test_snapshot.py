@@ -65,3 +65,74 @@ def test_protected_contents_need_the_option(tmp_path: Path) -> None:
     cells = {c["sysfs_name"]: c["value"]
              for c in json.loads(query(replay, "cells", "imx-ocotp0", "--json").stdout)}
     assert cells["mac-address@90,0"] == "112233445566"
+
+
+def _demo(tmp: Path) -> Path:
+    from mksysroot import build_sysroot
+
+    demo = Path(__file__).parents[1] / "examples" / "demo-board"
+    import tomllib
+
+    return build_sysroot(demo / "board.dts", tomllib.loads((demo / "board.toml").read_text()),
+                         tmp / "demo")
+
+
+SOURCES = [*RECORDINGS, None]
+
+
+@pytest.mark.parametrize("recording", SOURCES,
+                         ids=[r.parent.name if r else "demo-board" for r in SOURCES])
+def test_snapshot_without_protected_replays_and_says_not_recorded(
+        recording: Path | None, tmp_path: Path) -> None:
+    """Issue 12 #3: unpacked with plain tar, a snapshot answers providers/cells/get as the
+    system did, except the values of root-only providers: their SIZE is the real one and
+    their cells say "not recorded" (not "extends past the end of the provider")."""
+    import subprocess
+
+    original = unpack(recording, tmp_path / "original") if recording else _demo(tmp_path)
+    archive = tmp_path / "snap.tar.gz"
+    query(original, "snapshot", "--max-provider-bytes", str(1 << 27), str(archive))
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    subprocess.run(["tar", "-x", "-f", str(archive), "-C", str(replay)], check=True)
+    omitted = set(json.loads((replay / "nvmemd-snapshot/info.json").read_text())
+                  ["protected_omitted"])
+
+    # Omitted providers keep name, type, SIZE, access; cells a layout parses from the
+    # contents (ONIE TLV, U-Boot env) cannot be known: the provider's error says why.
+    unchanged = ("cells", "errors", "validity", "notes", "rejected")
+    prov_b = json.loads(query(original, "providers", "--json").stdout)
+    prov_a = json.loads(query(replay, "providers", "--json").stdout)
+    for b, a in zip(prov_b, prov_a, strict=True):
+        if b["name"] not in omitted:
+            assert a == b
+            continue
+        assert {k: v for k, v in a.items() if k not in unchanged} == \
+            {k: v for k, v in b.items() if k not in unchanged}
+        assert all("not recorded" in e for e in a["errors"]), a["errors"]
+        assert a["cells"] == b["cells"] or a["errors"], a
+    if not omitted:
+        assert query(replay, "providers").stdout == query(original, "providers").stdout
+    before = json.loads(query(original, "cells", "--json").stdout)
+    after = json.loads(query(replay, "cells", "--json").stdout)
+    by_name = {(c["provider"], c["sysfs_name"]): c for c in before}
+    assert [c for c in before if c["provider"] not in omitted] == \
+        [c for c in after if c["provider"] not in omitted]
+    readable = [f"{c['provider']}/{c['sysfs_name']}" for c in before
+                if c["provider"] not in omitted and c.get("value") is not None]
+    for a in after:
+        if a["provider"] in omitted:
+            b = by_name[(a["provider"], a["sysfs_name"])]
+            assert a["value"] is None and "not recorded" in a["error"], a
+            assert {k: v for k, v in a.items() if k not in ("value", "error")} == \
+                {k: b[k] for k in a if k not in ("value", "error")}
+    if readable:
+        args = ("get", *readable, "--json")
+        assert query(replay, *args).stdout == query(original, *args).stdout
+    for provider in sorted(omitted):
+        cell = next((c for c in after if c["provider"] == provider), None)
+        if cell is not None:
+            proc = query(replay, "get", f"{provider}/{cell['sysfs_name']}", check=False)
+            assert proc.returncode == 5 and b"not recorded" in proc.stderr, proc.stderr
+    if recording is None:
+        assert omitted, "the demo board has a root-only provider"

@@ -17,12 +17,12 @@ class DirectBackend:
 
     query: Query
     config_path: str | None = None
-    only: str | None = None
+    only: frozenset[str] | None = None
 
     @classmethod
-    def open(cls, sysroot: str | None, config: str | None, only: str | None = None
+    def open(cls, sysroot: str | None, config: str | None, only: frozenset[str] | None = None
              ) -> DirectBackend:
-        """The registry of every provider, or of provider *only* (see registry.scan)."""
+        """The registry of every provider, or of the providers *only* (see registry.scan)."""
         root = Sysroot.from_arg(sysroot)
         return cls(Query(scan(root, load_config(root, config), only)), config, only)
 

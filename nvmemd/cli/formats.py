@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Final, Literal
-
 from ..errors import InvalidArgumentError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    Endian = Literal["little", "big"]
+
 FORMATS: Final = ("hex", "raw", "mac", "string", "u8", "u16", "u32", "u64")
-Endian = Literal["little", "big"]
 _WIDTHS: Final = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
 #: Erased EEPROM/flash reads 0xff; C strings end in NUL: both pad text fields.
 PADDING: Final = b"\0\xff"

@@ -8,71 +8,42 @@ pyudev nor dbus-fast.  Each subcommand is one ``cmd_*`` function of
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .. import __version__
-from ..errors import (
-    AccessDeniedError,
-    ConfigError,
-    InvalidArgumentError,
-    NotFoundError,
-    NvmemError,
-    OutputError,
-    ProviderGoneError,
-    ProviderIOError,
-    SysrootError,
-)
+from ..errors import NotFoundError, ProviderGoneError, ProviderIOError
 from ..macaddr import MAC_MODES
-from ..specs import did_you_mean, split_provider
-from .formats import FORMATS, env_line, env_name, format_value, text_of
+from ..specs import did_you_mean
+from .common import (  # noqa: F401  (exit codes and helpers: nvmemd.cli.main's names too)
+    EXIT_ACCESS,
+    EXIT_CODES,
+    EXIT_FAILURE,
+    EXIT_GONE,
+    EXIT_INVALID,
+    EXIT_IO,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_TIMEOUT,
+    check_options,
+    cmd_get,
+    describe_os_error,
+    exit_code_for,
+    exit_code_for_os_error,
+    guarded,
+    open_backend,
+    setup_logging,
+)
+from .common import print_json as _print_json
+from .common import warn as _warn
+from .formats import FORMATS, text_of
 
 if TYPE_CHECKING:
-    from ..records import CellRecord
     from .backend import Backend
-
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1  # also: `verify` found differences
-EXIT_INVALID: Final = 2
-EXIT_NOT_FOUND: Final = 3
-EXIT_ACCESS: Final = 4
-EXIT_IO: Final = 5
-EXIT_GONE: Final = 6
-EXIT_TIMEOUT: Final = 7
-
-#: Most specific class first.
-EXIT_CODES: Final[tuple[tuple[type[NvmemError], int], ...]] = (
-    (InvalidArgumentError, EXIT_INVALID),
-    (ConfigError, EXIT_INVALID),
-    (NotFoundError, EXIT_NOT_FOUND),
-    (AccessDeniedError, EXIT_ACCESS),
-    (ProviderGoneError, EXIT_GONE),
-    (ProviderIOError, EXIT_IO),
-    (SysrootError, EXIT_IO),
-    (OutputError, EXIT_IO),
-)
 
 #: Largest --max-provider-bytes (a bug report, not a backup).
 MAX_SNAPSHOT_BYTES: Final = 1 << 31
-
-
-def exit_code_for(error: NvmemError) -> int:
-    for cls, code in EXIT_CODES:
-        if isinstance(error, cls):
-            return code
-    return EXIT_FAILURE
-
-
-def exit_code_for_os_error(error: OSError) -> int:
-    """EACCES/EPERM: 4 (as a root-only provider); every other OS error: 5 (I/O)."""
-    return EXIT_ACCESS if isinstance(error, PermissionError) else EXIT_IO
-
-
-def describe_os_error(error: OSError) -> str:
-    what = error.strerror or type(error).__name__
-    return f"{error.filename}: {what}" if error.filename is not None else what
 
 
 def _int(text: str) -> int:
@@ -232,25 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """Options that contradict each other: the daemon reads the real system, not a sysroot."""
-    bus = "--address" if args.address else "--session" if args.session else None
-    if args.address and args.session:
-        raise InvalidArgumentError("--address and --session both name a bus: give one")
-    if bus and args.sysroot:
-        raise InvalidArgumentError(f"--sysroot conflicts with {bus}: the daemon reads the "
-                                   "real system; use --direct for a sysroot")
-    if bus and args.direct:
-        raise InvalidArgumentError(f"--direct conflicts with {bus}")
-
-
 # --- output ------------------------------------------------------------------------
-
-
-def _print_json(out: BinaryIO, data: Any) -> None:
-    import json  # only for --json: 2 ms of start-up otherwise
-
-    out.write(json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n")
 
 
 def _table(out: BinaryIO, rows: list[list[str]]) -> None:
@@ -278,10 +231,6 @@ def _text_column(value: str | None) -> str:
     return '"' + (text if len(text) <= 40 else text[:40] + "…") + '"'
 
 
-def _warn(message: str) -> None:
-    sys.stderr.write(f"nvmemd-query: {message}\n")
-
-
 def hexdump(data: bytes, base: int) -> bytes:
     """``hexdump -C`` style lines."""
     lines = []
@@ -293,93 +242,6 @@ def hexdump(data: bytes, base: int) -> bytes:
         lines.append(f"{base + i:08x}  {hexes:<49} |{text}|")
     lines.append(f"{base + len(data):08x}")
     return ("\n".join(lines) + "\n").encode()
-
-
-# --- back ends -----------------------------------------------------------------------
-
-
-def named_provider(args: argparse.Namespace) -> str | None:
-    """The one provider a command is about, when it names one; else None (all).
-
-    Only a provider that exists narrows the scan; an absent one is reported
-    by the full registry, with the names it might have meant.
-    """
-    if args.command in ("cells", "dump"):
-        return str(args.provider) if args.provider else None
-    if args.command not in ("get", "wait"):
-        return None
-    if getattr(args, "consumer", None) is not None or getattr(args, "netdev", None) is not None:
-        return None
-    if args.provider:
-        return str(args.provider)
-    specs = args.spec if isinstance(args.spec, list) else [args.spec]
-    heads = {split_provider(s.partition("=")[2] if "=" in s else s)[0] for s in specs}
-    if len(heads) != 1:
-        return None
-    (head,) = heads
-    if head is None:
-        return None
-    from ..providers import NVMEM_BUS
-    from ..sysroot import Sysroot
-
-    if os.path.lexists(Sysroot.from_arg(args.sysroot).host_path(f"{NVMEM_BUS}/{head}")):
-        return head
-    return None
-
-
-#: Where the system bus listens when $DBUS_SYSTEM_BUS_ADDRESS is unset.
-SYSTEM_BUS_SOCKET: Final = "/run/dbus/system_bus_socket"
-
-
-def _system_bus_present() -> bool:
-    """A cheap look for the system bus, before paying for the dbus-fast import."""
-    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS")
-    if not address:
-        return os.path.exists(SYSTEM_BUS_SOCKET)
-    for part in address.split(";"):
-        kind, _, params = part.partition(":")
-        values = dict(kv.split("=", 1) for kv in params.split(",") if "=" in kv)
-        if kind == "unix" and "path" in values:
-            if os.path.exists(values["path"]):
-                return True
-        elif kind:
-            return True  # abstract sockets, tcp: just try
-    return False
-
-
-def _dbus_backend(args: argparse.Namespace) -> Backend | None:
-    """The D-Bus back end when the daemon is to be asked, else None (direct mode).
-
-    ``--address``/``--session`` insist on the daemon; otherwise it is used when
-    it owns its name on the system bus, unless ``--direct`` or a sysroot other
-    than ``/`` is given (the daemon reads the real system).
-    """
-    explicit = bool(args.address or args.session)
-    if args.direct:
-        return None
-    if not explicit:
-        sysroot = args.sysroot or os.environ.get("NVMEMD_SYSROOT")
-        if sysroot and os.path.abspath(sysroot) != "/":
-            return None
-        if not _system_bus_present():
-            return None
-    from ..dbus.client import DBusBackend
-
-    return DBusBackend.connect(args.address, args.session, require_daemon=explicit)
-
-
-def open_backend(args: argparse.Namespace) -> Backend:
-    backend = _dbus_backend(args)
-    if backend is not None:
-        return backend
-    from ..sysroot import Sysroot
-    from .direct import DirectBackend
-
-    setup_logging(args.verbose)  # the library logs; silent without -v
-    warning = Sysroot.from_arg(args.sysroot).validate()
-    if warning:
-        _warn(warning)
-    return DirectBackend.open(args.sysroot, args.config, named_provider(args))
 
 
 # --- commands ----------------------------------------------------------------------
@@ -430,73 +292,6 @@ def cmd_cells(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     for err in backend.errors(args.provider):
         _warn(err)
     return EXIT_OK
-
-
-def _get_one(backend: Backend, spec: str, args: argparse.Namespace
-             ) -> tuple[CellRecord, bytes]:
-    if args.consumer is None and args.netdev is None:
-        record, value = backend.get(spec, args.provider)
-        return record, value
-    return backend.get_consumer(spec, consumer=args.consumer, netdev=args.netdev)
-
-
-def cmd_get(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
-    if args.index and (args.consumer is not None or args.netdev is not None):
-        raise InvalidArgumentError("--index conflicts with --consumer/--netdev: the "
-                                   "consumer's nvmem-cells argument is the index")
-    if args.format != "mac" and (args.index or args.mac_mode != "48"):
-        raise InvalidArgumentError("--index and --mac-mode derive a MAC address: "
-                                   "use --format mac")
-    if args.env and (args.json or args.format == "raw"):
-        raise InvalidArgumentError("--env prints text lines: not with --json or --format raw")
-    if args.format == "raw" and len(args.spec) > 1:
-        raise InvalidArgumentError("--format raw reads one cell (raw values have no separator)")
-    named = [s.partition("=") if args.env and "=" in s else ("", "", s) for s in args.spec]
-    if not args.env and any(var for var, _, _ in named):
-        raise InvalidArgumentError("VAR=SPEC names an --env variable: use --env")
-    # Every cell first, then the output: a failing spec prints nothing at all.
-    results = []
-    variables: set[str] = set()
-    for var, _, spec in named:
-        record, value = _get_one(backend, spec, args)
-        if args.format == "mac":
-            value = _mac_value(record, value, args)
-        formatted = format_value(value, args.format, args.endian)
-        if args.env:
-            var = var or env_name(str(record["name"]))
-            if var in variables:
-                raise InvalidArgumentError(f"variable {var} given twice: name one with VAR=SPEC")
-            variables.add(var)
-            formatted = env_line(var, formatted)
-        results.append((record, value, formatted))
-    if args.json:
-        records = []
-        for record, value, formatted in results:
-            rec: dict[str, Any] = dict(record, value=value.hex())
-            if args.format not in ("hex", "raw"):
-                rec["formatted"] = formatted.decode().rstrip("\n")
-            records.append(rec)
-        _print_json(out, records[0] if len(records) == 1 else records)
-        return EXIT_OK
-    out.write(b"".join(formatted for _, _, formatted in results))
-    return EXIT_OK
-
-
-def _mac_value(record: CellRecord, value: bytes, args: argparse.Namespace) -> bytes:
-    """The MAC a ``--format mac`` read prints: mac-base decoded, then ``--index`` added."""
-    from ..macaddr import decode_mac_base, derive
-
-    if record.get("mac_base"):
-        # nvmemd extension (OpenWrt's mac-base decoding; mainline returns the raw cell)
-        index = int(record.get("consumer", {}).get("index", 0))
-        value = decode_mac_base(value, index)
-    num_macs = record.get("num_macs")
-    if args.index and num_macs is not None and args.index >= int(num_macs):
-        raise InvalidArgumentError(f"--index {args.index}: the ONIE EEPROM allots {num_macs} "
-                                   "address(es) (num-macs)")
-    if args.index:
-        value = derive(value, args.index, args.mac_mode, strict=True)
-    return value
 
 
 def cmd_dump(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
@@ -606,42 +401,11 @@ def run(args: argparse.Namespace, out: BinaryIO) -> int:
         backend.close()
 
 
-def setup_logging(verbose: int) -> Any:
-    """Logging to stderr at the -v level (none: silent); returns the nvmemd logger.
-
-    Called only where logging is imported anyway (the direct back end's library
-    modules log) or asked for: the D-Bus path does not pay for the import.
-    """
-    import logging
-
-    if not logging.getLogger().handlers:
-        level = {0: logging.CRITICAL, 1: logging.WARNING}.get(verbose, logging.DEBUG)
-        logging.basicConfig(level=level, format="nvmemd-query: %(message)s")
-    return logging.getLogger("nvmemd")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.verbose:
         setup_logging(args.verbose)
-    out = sys.stdout.buffer
-    try:
-        return run(args, out)
-    except NvmemError as e:
-        _warn(str(e))
-        return exit_code_for(e)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILURE
-    except OSError as e:
-        _warn(describe_os_error(e))
-        return exit_code_for_os_error(e)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as e:  # never a traceback for users; -v shows it
-        setup_logging(args.verbose).error("internal error", exc_info=True)
-        _warn(f"internal error: {e!r} (please report; run with -v for details)")
-        return EXIT_FAILURE
+    return guarded(lambda out: run(args, out), args.verbose)
 
 
 if __name__ == "__main__":

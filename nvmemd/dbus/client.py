@@ -7,10 +7,13 @@ to direct mode.  Standard library only: no dbus-fast import on the CLI's path.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..client import Client, NotRunningError
-from ..records import CellRecord
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..records import CellRecord
 
 __all__ = ["DBusBackend", "NotRunningError"]
 
@@ -43,7 +46,7 @@ class DBusBackend:
         return self._client.provider_records()
 
     def cells(self, provider: str | None = None) -> list[CellRecord]:
-        return [CellRecord(**r) for r in self._client.cell_records(provider)]  # type: ignore[typeddict-item]
+        return self._client.cell_records(provider)  # type: ignore[return-value]
 
     def errors(self, provider: str | None = None) -> list[str]:
         if provider is not None:
@@ -56,13 +59,11 @@ class DBusBackend:
         return errs
 
     def get(self, spec: str, provider: str | None) -> tuple[CellRecord, bytes]:
-        record, value = self._client.cell_record(spec, provider)
-        return CellRecord(**record), value  # type: ignore[typeddict-item]
+        return self._client.cell_record(spec, provider)  # type: ignore[return-value]
 
     def get_consumer(self, name: str, consumer: str | None = None, netdev: str | None = None
                      ) -> tuple[CellRecord, bytes]:
-        record, value = self._client.consumer_record(name, consumer, netdev)
-        return CellRecord(**record), value  # type: ignore[typeddict-item]
+        return self._client.consumer_record(name, consumer, netdev)  # type: ignore[return-value]
 
     def dump(self, provider: str, offset: int, length: int | None) -> bytes:
         return self._client.read_provider(provider, offset, length)

@@ -6,8 +6,6 @@ nvmemd exception classes before deciding whether to import the bus library.
 
 from __future__ import annotations
 
-from typing import Final
-
 from ..errors import (
     AccessDeniedError,
     ConfigError,
@@ -18,6 +16,10 @@ from ..errors import (
     ProviderIOError,
     SysrootError,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
+if TYPE_CHECKING:
+    from typing import Final
 
 BUS_NAME: Final = "org.nvmemd.Nvmem1"
 ROOT_PATH: Final = "/org/nvmemd/Nvmem1"

@@ -12,8 +12,10 @@ Imports nothing from dbus-fast: the blocking client uses it too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Final
 
 #: ``consumers`` entries and the ``consumer`` of a consumer lookup.
 CONSUMER_KEYS: Final = {"node": "s", "name": "s", "index": "u"}

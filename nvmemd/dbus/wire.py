@@ -18,11 +18,13 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, Final
 
 from ..errors import NvmemError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, Final
 
 #: A message may be up to 128 MiB (the specification's limit); nvmemd's
 #: replies are far smaller, so a client refuses more than this.
@@ -67,28 +69,68 @@ class DBusErrorReply(NvmemError):
         super().__init__(f"{name}: {message}")
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: ``import dataclasses`` (and inspect with it) would
+# cost a blocking client about as much as the rest of its start-up (issue 12).
+
+
 class Variant:
     """A value to send as ``v``: its signature and the value."""
 
-    signature: str
-    value: Any
+    __slots__ = ("signature", "value")
+
+    def __init__(self, signature: str, value: Any) -> None:
+        self.signature = signature
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Variant(signature={self.signature!r}, value={self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Variant):
+            return NotImplemented
+        return (self.signature, self.value) == (other.signature, other.value)
+
+    def __hash__(self) -> int:
+        return hash((self.signature, self.value))
 
 
-@dataclass
+_MESSAGE_FIELDS: Final = ("type", "serial", "flags", "path", "interface", "member",
+                          "error_name", "reply_serial", "destination", "sender", "signature",
+                          "body")
+
+
 class Message:
-    type: int
-    serial: int = 0
-    flags: int = 0
-    path: str | None = None
-    interface: str | None = None
-    member: str | None = None
-    error_name: str | None = None
-    reply_serial: int | None = None
-    destination: str | None = None
-    sender: str | None = None
-    signature: str = ""
-    body: list[Any] = field(default_factory=list)
+    __slots__ = _MESSAGE_FIELDS
+
+    def __init__(self, type: int, serial: int = 0, flags: int = 0,
+                 path: str | None = None, interface: str | None = None,
+                 member: str | None = None, error_name: str | None = None,
+                 reply_serial: int | None = None, destination: str | None = None,
+                 sender: str | None = None, signature: str = "",
+                 body: list[Any] | None = None) -> None:
+        self.type = type
+        self.serial = serial
+        self.flags = flags
+        self.path = path
+        self.interface = interface
+        self.member = member
+        self.error_name = error_name
+        self.reply_serial = reply_serial
+        self.destination = destination
+        self.sender = sender
+        self.signature = signature
+        self.body: list[Any] = [] if body is None else body
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)!r}" for k in _MESSAGE_FIELDS)
+        return f"Message({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in _MESSAGE_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass was
 
 
 # --- signatures ------------------------------------------------------------------------

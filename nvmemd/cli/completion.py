@@ -1,0 +1,325 @@
+"""Shell completion for ``nvmemd-query``, generated from its argparse parser.
+
+``python3 -m nvmemd.cli.completion bash|zsh|fish`` prints the script; the
+Debian package builds them at build time (debian/rules), so subcommands,
+options and choices always match :func:`nvmemd.cli.main.build_parser`.
+Provider and cell names come from the running system: the scripts call
+``nvmemd-query providers --names`` / ``cells --names`` (errors silenced),
+passing on ``--sysroot``, ``--config``, ``--direct``, ``--address`` and
+``--session`` from the command line being completed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+
+from .main import build_parser
+
+PROG = "nvmemd-query"
+#: What a value is, by option or positional dest: names from the system, files.
+VALUE_KINDS: dict[str, str] = {
+    "--sysroot": "dir", "--config": "file", "--provider": "providers",
+    "output": "file", "provider": "providers", "spec": "cells",
+}
+#: Options passed on to the ``--names`` calls (they choose the system and the bus).
+PASSED_ON = ("--sysroot", "--config", "--direct", "--address", "--session")
+
+
+@dataclass
+class Option:
+    names: list[str]
+    help: str
+    takes_value: bool
+    choices: list[str] | None = None
+    kind: str | None = None
+
+
+@dataclass
+class Command:
+    name: str
+    help: str
+    options: list[Option] = field(default_factory=list)
+    positional: str | None = None  # the kind of its positional arguments, if any
+
+
+def _short_help(action: argparse.Action) -> str:
+    text = (action.help or "").split(" (")[0].split(": ")[0].split("; ")[0]
+    return "".join(c for c in text if c.isalnum() or c in " ,./-+").strip()
+
+
+def _options(parser: argparse.ArgumentParser) -> list[Option]:
+    out = []
+    for a in parser._actions:
+        if not a.option_strings or a.help == argparse.SUPPRESS:
+            continue
+        choices = [str(c) for c in a.choices] if a.choices else None
+        long = next((o for o in a.option_strings if o.startswith("--")), a.option_strings[0])
+        out.append(Option(list(a.option_strings), _short_help(a), a.nargs != 0, choices,
+                          VALUE_KINDS.get(long)))
+    return out
+
+
+def model(parser: argparse.ArgumentParser | None = None) -> tuple[list[Option], list[Command]]:
+    """The top-level options and the subcommands of *parser* (default: nvmemd-query's)."""
+    parser = parser or build_parser()
+    commands = []
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            helps = {c.dest: c.help or "" for c in a._choices_actions}
+            for name, sub in a.choices.items():
+                kinds = [VALUE_KINDS.get(p.dest) for p in sub._actions if not p.option_strings]
+                commands.append(Command(name, helps.get(name, ""), _options(sub),
+                                        next((k for k in kinds if k), None)))
+    return _options(parser), commands
+
+
+# --- bash ---------------------------------------------------------------------------
+
+
+def bash(parser: argparse.ArgumentParser | None = None) -> str:
+    top, commands = model(parser)
+    valued = sorted({n for o in top for n in o.names if o.takes_value}
+                    | {n for c in commands for o in c.options for n in o.names if o.takes_value})
+
+    def value_case(options: list[Option]) -> list[str]:
+        lines = []
+        for o in options:
+            if not o.takes_value:
+                continue
+            pattern = "|".join(o.names)
+            if o.choices:
+                action = f'COMPREPLY=($(compgen -W "{" ".join(o.choices)}" -- "$cur"))'
+            elif o.kind == "dir":
+                action = 'COMPREPLY=($(compgen -d -- "$cur"))'
+            elif o.kind == "file":
+                action = 'COMPREPLY=($(compgen -f -- "$cur"))'
+            elif o.kind in ("providers", "cells"):
+                action = f'COMPREPLY=($(compgen -W "$(_nvmemd_query_names {o.kind})" -- "$cur"))'
+            else:
+                action = "COMPREPLY=()"
+            lines.append(f"        {pattern}) {action}; return ;;")
+        return lines
+
+    unique: dict[str, Option] = {}
+    for o in top + [o for c in commands for o in c.options]:
+        unique.setdefault(o.names[0], o)
+    subcommands = " ".join(c.name for c in commands)
+    out = [
+        f"# bash completion for {PROG}: generated from its argparse parser by",
+        "# `python3 -m nvmemd.cli.completion bash`; do not edit.",
+        "",
+        "_nvmemd_query_names() {  # $1: providers or cells",
+        "    local i w passed=()",
+        "    for ((i = 1; i < COMP_CWORD; i++)); do",
+        '        w=${COMP_WORDS[i]}',
+        '        case $w in',
+        "            --sysroot|--config|--address)",
+        '                passed+=("$w" "${COMP_WORDS[i+1]}"); ((i++)) ;;',
+        "            --sysroot=*|--config=*|--address=*|--direct|--session)",
+        '                passed+=("$w") ;;',
+        "        esac",
+        "    done",
+        f'    {PROG} "${{passed[@]}}" "$1" --names 2>/dev/null',
+        "}",
+        "",
+        "_nvmemd_query() {",
+        '    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
+        '    local i w cmd=""',
+        "    for ((i = 1; i < COMP_CWORD; i++)); do",
+        '        w=${COMP_WORDS[i]}',
+        '        case $w in',
+        f"            {'|'.join(valued)}) ((i++)) ;;",
+        "            -*) ;;",
+        '            *) [[ -z $cmd ]] && cmd=$w ;;',
+        "        esac",
+        "    done",
+        '    case $prev in',
+        *value_case(list(unique.values())),
+        "    esac",
+        '    if [[ $cur == -* ]]; then',
+        '        case $cmd in',
+    ]
+    for c in commands:
+        words = " ".join(n for o in c.options for n in o.names if n.startswith("--"))
+        out.append(f'            {c.name}) COMPREPLY=($(compgen -W "{words}" -- "$cur")) ;;')
+    top_words = " ".join(n for o in top for n in o.names if n.startswith("--"))
+    out += [
+        f'            *) COMPREPLY=($(compgen -W "{top_words}" -- "$cur")) ;;',
+        "        esac",
+        "        return",
+        "    fi",
+        '    case $cmd in',
+        f'        "") COMPREPLY=($(compgen -W "{subcommands}" -- "$cur")) ;;',
+    ]
+    for c in commands:
+        if c.positional in ("providers", "cells"):
+            out.append(f'        {c.name}) COMPREPLY=($(compgen -W '
+                       f'"$(_nvmemd_query_names {c.positional})" -- "$cur")) ;;')
+        elif c.positional == "file":
+            out.append(f'        {c.name}) COMPREPLY=($(compgen -f -- "$cur")) ;;')
+    out += ["    esac", "}", "", f"complete -F _nvmemd_query {PROG}", ""]
+    return "\n".join(out)
+
+
+# --- zsh ----------------------------------------------------------------------------
+
+
+def _zsh_spec(o: Option) -> list[str]:
+    action = ""
+    if o.takes_value:
+        if o.choices:
+            action = f":value:({' '.join(o.choices)})"
+        elif o.kind == "dir":
+            action = ":directory:_files -/"
+        elif o.kind == "file":
+            action = ":file:_files"
+        elif o.kind in ("providers", "cells"):
+            action = f":{o.kind}:_nvmemd_query_names {o.kind}"
+        else:
+            action = ":value: "
+    specs = []
+    for n in o.names:
+        eq = "=" if o.takes_value and n.startswith("--") else ""
+        repeat = "*" if n in ("-v", "--verbose") else ""
+        specs.append(f"'{repeat}{n}{eq}[{o.help}]{action}'")
+    return specs
+
+
+def zsh(parser: argparse.ArgumentParser | None = None) -> str:
+    top, commands = model(parser)
+    out = [
+        f"#compdef {PROG}",
+        f"# zsh completion for {PROG}: generated from its argparse parser by",
+        "# `python3 -m nvmemd.cli.completion zsh`; do not edit.",
+        "",
+        "_nvmemd_query_names() {  # $1: providers or cells",
+        "  local -a passed names",
+        "  local i",
+        "  for ((i = 2; i < CURRENT; i++)); do",
+        "    case $words[i] in",
+        "      --sysroot|--config|--address) passed+=($words[i] $words[i+1]); ((i++)) ;;",
+        "      --sysroot=*|--config=*|--address=*|--direct|--session) passed+=($words[i]) ;;",
+        "    esac",
+        "  done",
+        f'  names=(${{(f)"$(_call_program {PROG} {PROG} $passed $1 --names 2>/dev/null)"}})',
+        "  compadd -a names",
+        "}",
+        "",
+        "_nvmemd_query() {",
+        "  local curcontext=$curcontext state line ret=1",
+        "  typeset -A opt_args",
+        "  _arguments -C \\",
+    ]
+    out += [f"    {s} \\" for o in top for s in _zsh_spec(o)]
+    out += ["    '1:command:->command' \\", "    '*::argument:->argument' && ret=0",
+            "  case $state in",
+            "    command)",
+            "      local -a commands",
+            "      commands=("]
+    out += [f"        '{c.name}:{_short_help_text(c.help)}'" for c in commands]
+    out += ["      )",
+            "      _describe -t commands command commands && ret=0 ;;",
+            "    argument)",
+            "      curcontext=${curcontext%:*:*}:" + PROG + "-$words[1]:",
+            "      case $words[1] in"]
+    for c in commands:
+        specs = [s for o in c.options for s in _zsh_spec(o)]
+        if c.positional in ("providers", "cells"):
+            specs.append(f"'*:{c.positional}:_nvmemd_query_names {c.positional}'")
+        elif c.positional == "file":
+            specs.append("'1:file:_files'")
+        out.append(f"        {c.name}) _arguments \\")
+        out += [f"            {s} \\" for s in specs]
+        out.append("            && ret=0 ;;")
+    out += ["      esac ;;", "  esac", "  return ret", "}", "", '_nvmemd_query "$@"', ""]
+    return "\n".join(out)
+
+
+def _short_help_text(text: str) -> str:
+    return "".join(c for c in text if c.isalnum() or c in " ,./-+()").strip()
+
+
+# --- fish ---------------------------------------------------------------------------
+
+
+def fish(parser: argparse.ArgumentParser | None = None) -> str:
+    top, commands = model(parser)
+    names = " ".join(c.name for c in commands)
+    out = [
+        f"# fish completion for {PROG}: generated from its argparse parser by",
+        "# `python3 -m nvmemd.cli.completion fish`; do not edit.",
+        "",
+        "function __nvmemd_query_names --argument-names what",
+        "    set -l passed",
+        "    set -l tokens (commandline -opc)",
+        "    set -l i 2",
+        "    while test $i -le (count $tokens)",
+        "        switch $tokens[$i]",
+        "            case --sysroot --config --address",
+        "                set i (math $i + 1)",
+        "                if test $i -le (count $tokens)",
+        "                    set -a passed $tokens[(math $i - 1)] $tokens[$i]",
+        "                end",
+        "            case '--sysroot=*' '--config=*' '--address=*' --direct --session",
+        "                set -a passed $tokens[$i]",
+        "        end",
+        "        set i (math $i + 1)",
+        "    end",
+        f"    {PROG} $passed $what --names 2>/dev/null",
+        "end",
+        "",
+        f"complete -c {PROG} -f",
+    ]
+    for c in commands:
+        out.append(f"complete -c {PROG} -n 'not __fish_seen_subcommand_from {names}' "
+                   f"-a {c.name} -d '{_short_help_text(c.help)}'")
+
+    def line(o: Option, condition: str) -> str:
+        parts = [f"complete -c {PROG}"]
+        if condition:
+            parts.append(f"-n '{condition}'")
+        for n in o.names:
+            parts.append(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}")
+        if o.takes_value:
+            if o.choices:
+                parts.append(f"-x -a '{' '.join(o.choices)}'")
+            elif o.kind == "dir":
+                parts.append("-x -a '(__fish_complete_directories)'")
+            elif o.kind == "file":
+                parts.append("-r -F")
+            elif o.kind in ("providers", "cells"):
+                parts.append(f"-x -a '(__nvmemd_query_names {o.kind})'")
+            else:
+                parts.append("-x")
+        parts.append(f"-d '{o.help}'")
+        return " ".join(parts)
+
+    top_names = {n for o in top for n in o.names}
+    out += [line(o, "") for o in top]
+    for c in commands:
+        cond = f"__fish_seen_subcommand_from {c.name}"
+        out += [line(o, cond) for o in c.options if not set(o.names) <= top_names]
+        if c.positional in ("providers", "cells"):
+            out.append(f"complete -c {PROG} -n '{cond}' "
+                       f"-a '(__nvmemd_query_names {c.positional})'")
+        elif c.positional == "file":
+            out.append(f"complete -c {PROG} -n '{cond}' -F")
+    return "\n".join(out) + "\n"
+
+
+SHELLS = {"bash": bash, "zsh": zsh, "fish": fish}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python3 -m nvmemd.cli.completion",
+                                 description=f"Print {PROG}'s completion script for a shell.")
+    ap.add_argument("shell", choices=sorted(SHELLS))
+    args = ap.parse_args(argv)
+    sys.stdout.write(SHELLS[args.shell]())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
