@@ -119,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=_int, default=0)
     p.add_argument("--length", type=_int, default=None, help="default: to the end")
 
+    from . import identity  # self-contained subcommand
+
+    identity.add_parser(sub, common)
+
     sub.add_parser("verify", parents=[common],
                    help="compare with the kernel's cells/ directories (6.8+)")
 
@@ -359,6 +363,11 @@ def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
         else:
             out.write(hexdump(data, offset))
         return EXIT_OK
+
+    if args.command == "identity":
+        from . import identity
+
+        return identity.run(backend, args, out)
 
     if args.command == "verify":
         report = backend.verify()
