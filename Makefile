@@ -10,7 +10,7 @@ SUDO      := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the build, the tests and the demo use: one list, .ci/apt-packages.txt.
 APT_PACKAGES := $(shell sed -e 's/\#.*//' .ci/apt-packages.txt)
 
-.PHONY: all setup demo test lint bench clean
+.PHONY: all setup demo test lint bench clean interfaces
 
 all: test
 
@@ -48,6 +48,11 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .stamp-apt build *.egg-info examples/demo-board/sysroot
+
+# The D-Bus interface XML (/usr/share/dbus-1/interfaces/) in build/interfaces, and the
+# generated part of org.nvmemd.Nvmem1(5), from the interface definitions (nvmemd.dbus.xmlgen).
+interfaces: setup
+	$(VPY) -m nvmemd.dbus.xmlgen --xml build/interfaces --man man/org.nvmemd.Nvmem1.5.scd
 
 # Debian package (issue 6). Built from a copy of the tree (tracked files plus
 # untracked, non-ignored ones) in build/deb-src, because dpkg-buildpackage

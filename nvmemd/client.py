@@ -318,9 +318,9 @@ class Client:
         return cell_from_wire(record, with_value=False), bytes(value)
 
     def verify(self) -> dict[str, list[str]]:
-        checked, skipped, differences = self._manager("Verify")
+        checked, skipped, differences, findings = self._manager("Verify")
         return {"checked": list(checked), "skipped": list(skipped),
-                "differences": list(differences)}
+                "differences": list(differences), "findings": list(findings)}
 
 
 class AsyncClient:

@@ -36,12 +36,15 @@ from collections.abc import Sequence
 from typing import Final
 
 from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
+from dbus_fast.aio import MessageBus
 
 from . import __version__
 from .config import Config, load_config
+from .consumers import ConsumerRef, consumer_index
+from .dbus.flow import answer_machine_id, install_safe_writer
 from .dbus.names import BUS_NAME
 from .dbus.polkit import AccessPolicy
-from .dbus.service import NvmemBus, Service
+from .dbus.service import Service
 from .devicetree import DeviceTree
 from .errors import NvmemError, SysrootError
 from .model import BrokenProvider, ProviderEntry
@@ -94,7 +97,7 @@ class Daemon:
         self.config: Config = Config()
         self.registry: Registry = Registry(self.sysroot, self.config, DeviceTree(self.sysroot))
         self.access = AccessPolicy(())
-        self.bus: NvmemBus | None = None
+        self.bus: MessageBus | None = None
         self.service: Service | None = None
         self.queue: asyncio.Queue[Job] = asyncio.Queue()
         self.stop = asyncio.Event()
@@ -107,14 +110,19 @@ class Daemon:
         self.config = load_config(self.sysroot, self.args.config)
         self.access = AccessPolicy(self.config.access_groups)
 
-    async def connect(self) -> NvmemBus:
+    async def connect(self) -> MessageBus:
         if self.args.address:
-            bus = NvmemBus(bus_address=self.args.address)
+            bus = MessageBus(bus_address=self.args.address)
         elif self.args.bus == "session":
-            bus = NvmemBus(bus_type=BusType.SESSION)
+            bus = MessageBus(bus_type=BusType.SESSION)
         else:
-            bus = NvmemBus(bus_type=BusType.SYSTEM)
-        return await bus.connect()
+            bus = MessageBus(bus_type=BusType.SYSTEM)
+        await bus.connect()
+        # A full socket must make replies wait, not drop the bus (nvmemd.dbus.flow);
+        # Peer.GetMachineId is answered by nvmemd, not refused with bus internals.
+        install_safe_writer(bus)
+        bus.add_message_handler(answer_machine_id)
+        return bus
 
     def want_udev(self) -> bool:
         """udev events name host devices: follow them only for the real root."""
@@ -148,13 +156,21 @@ class Daemon:
         tree = DeviceTree(self.sysroot)
         return name, scan_provider(self.sysroot, tree, name, self.config)
 
-    def _apply_one(self, name: str, result: ProviderEntry | BrokenProvider | None) -> None:
-        self._swap(self.registry.with_provider(name, result))
+    def _prepare(self, registry: Registry) -> tuple[Registry, dict[str, list[ConsumerRef]]]:
+        """Runs in a thread: *registry* with its DT consumer index, so that nothing
+        walks the device tree on the loop (Cell.Consumers, GetManagedObjects)."""
+        return registry, consumer_index(registry.tree)
 
-    def _swap(self, registry: Registry) -> None:
-        self.registry = registry
+    def _with_one(self, name: str, removed: bool
+                  ) -> tuple[Registry, dict[str, list[ConsumerRef]]]:
+        """Runs in a thread: the registry with provider *name* rescanned."""
+        _, result = self._rescan_one(name, removed)
+        return self._prepare(self.registry.with_provider(name, result))
+
+    def _swap(self, prepared: tuple[Registry, dict[str, list[ConsumerRef]]]) -> None:
+        self.registry, consumers = prepared
         if self.service is not None:
-            self.service.sync()
+            self.service.sync(consumers=consumers)
         notify("STATUS=" + self.status())
 
     async def _full_rescan(self) -> None:
@@ -162,8 +178,8 @@ class Daemon:
             self.load_config()
         except NvmemError as e:
             log.error("configuration not reloaded, keeping the old one: %s", e)
-        registry = await asyncio.to_thread(scan, self.sysroot, self.config)
-        self._swap(registry)
+        self._swap(await asyncio.to_thread(
+            lambda: self._prepare(scan(self.sysroot, self.config))))
         log.info("rescanned: %s", self.status())
 
     async def worker(self) -> None:
@@ -173,8 +189,7 @@ class Daemon:
                 await self._reload_job()
                 continue
             try:
-                _, result = await asyncio.to_thread(self._rescan_one, name, removed)
-                self._apply_one(name, result)
+                self._swap(await asyncio.to_thread(self._with_one, name, removed))
             except Exception:
                 log.exception("rescan of %s failed", name)
 
@@ -238,8 +253,9 @@ class Daemon:
             return 1
 
         watcher = self.start_udev() if self.want_udev() else None
-        self.registry = await asyncio.to_thread(scan, self.sysroot, self.config)
-        self.service = Service(self.bus, self)
+        self.registry, consumers = await asyncio.to_thread(
+            lambda: self._prepare(scan(self.sysroot, self.config)))
+        self.service = Service(self.bus, self, consumers)
         self.service.start()
         try:
             reply = await self.bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)

@@ -35,6 +35,11 @@ class AccessDeniedError(NvmemError):
     """The provider is root-only (mode 0400) and the caller may not read it."""
 
 
+class InteractiveAuthorizationRequiredError(AccessDeniedError):
+    """polkit would ask the user (a password), but the caller did not allow interaction
+    (D-Bus flag ALLOW_INTERACTIVE_AUTHORIZATION, ``busctl --allow-interactive-authorization``)."""
+
+
 class ProviderGoneError(NvmemError):
     """The provider disappeared between listing and reading."""
 

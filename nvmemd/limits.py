@@ -140,8 +140,9 @@ ARGUMENTS: Final[dict[str, tuple[Callable[[str], object], ...]]] = {
     "read_cell_record": (check_spec, _optional(_name("provider name"))),
     "read_cell_by_name": (check_spec,),
     "read_consumer_cell": (check_consumer, _name("cell name")),
-    "read_consumer_cell_record": (_optional(check_consumer), _optional(_name("interface name")),
-                                  _name("cell name")),
+    "read_consumer_cell_record": (check_consumer, _name("cell name")),
+    "read_netdev_cell": (_name("interface name"), _name("cell name")),
+    "read_netdev_cell_record": (_name("interface name"), _name("cell name")),
 }
 
 

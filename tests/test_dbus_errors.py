@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
-from dbus_fast import DBusError
+from dbus_fast import DBusError, Message
 
 from nvmemd import errors
 from nvmemd.cli.main import exit_code_for
+from nvmemd.dbus.fallback import error_reply
 from nvmemd.dbus.names import ERROR_FAILED, ERROR_MAP, error_for_name, error_name_for
-from nvmemd.dbus.service import _guarded
 
 
 @pytest.mark.parametrize("error", [
@@ -30,30 +29,31 @@ def test_round_trip_keeps_exit_code_and_message(error: errors.NvmemError) -> Non
 
 def test_every_name_is_one_of_the_documented_five() -> None:
     suffixes = {name.rsplit(".", 1)[1] for _, name in ERROR_MAP}
-    assert suffixes == {"InvalidArgument", "NotFound", "AccessDenied", "ProviderGone", "IOError"}
+    assert suffixes == {"InvalidArgument", "NotFound", "AccessDenied", "ProviderGone", "IOError",
+                        "InteractiveAuthorizationRequired"}
     assert error_name_for(errors.LayoutError("x")) == ERROR_FAILED
 
 
-class _Iface:
-    @_guarded
-    async def nvmem(self) -> None:
-        raise errors.ProviderGoneError("p: provider is gone")
-
-    @_guarded
-    async def bug(self) -> None:
-        raise RuntimeError("secret /etc/shadow detail")
+def _reply(exc: BaseException) -> Message:
+    call = Message(destination="org.nvmemd.Nvmem1", path="/org/nvmemd/Nvmem1",
+                   interface="org.nvmemd.Nvmem1.Manager", member="X", serial=7,
+                   sender=":1.1")
+    return error_reply(call, exc)
 
 
-def test_guard_maps_nvmem_errors() -> None:
-    with pytest.raises(DBusError) as info:
-        asyncio.run(_Iface().nvmem())
-    assert info.value.type == "org.nvmemd.Nvmem1.Error.ProviderGone"
-    assert info.value.text == "p: provider is gone"
+def test_error_reply_maps_nvmem_errors() -> None:
+    reply = _reply(errors.ProviderGoneError("p: provider is gone"))
+    assert reply.error_name == "org.nvmemd.Nvmem1.Error.ProviderGone"
+    assert reply.body == ["p: provider is gone"]
+    reply = _reply(errors.InteractiveAuthorizationRequiredError("x"))
+    assert reply.error_name == "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+    reply = _reply(DBusError("org.freedesktop.DBus.Error.InvalidArgs", "bad"))
+    assert (reply.error_name, reply.body) == ("org.freedesktop.DBus.Error.InvalidArgs", ["bad"])
 
 
-def test_guard_hides_internals(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR), pytest.raises(DBusError) as info:
-        asyncio.run(_Iface().bug())
-    assert info.value.type == ERROR_FAILED
-    assert info.value.text == "internal error"
-    assert "secret" in caplog.text and "File \"" in caplog.text  # frames logged locally only
+def test_error_reply_hides_internals(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        reply = _reply(RuntimeError("secret /etc/shadow detail"))
+    assert reply.error_name == ERROR_FAILED
+    assert reply.body == ["internal error"]
+    assert "secret" in caplog.text  # logged locally only

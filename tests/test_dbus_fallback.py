@@ -1,76 +1,75 @@
-"""Cells are served by a fallback dispatcher, not exported: clients must not notice.
+"""Every object is served by the dispatcher (nvmemd.dbus.service), as sd-bus serves its own.
 
-The reference is dbus-fast itself: a :class:`CellInterface` instance exported
-the ordinary way (on a connection that owns ``org.nvmemd.Nvmem1`` for a
-moment) must answer every call the way the daemon answers it for a cell —
-errors, their messages, introspection.  Then the parents of cells must list
-them (``busctl tree``), unknown paths and members get dbus-fast's errors,
-and ``GetManagedObjects`` on any path lists the cells below it.
+Standard errors as sd-bus answers them (UnknownObject, UnknownInterface,
+UnknownMethod, UnknownProperty, PropertyReadOnly, InvalidArgs), Properties with
+an empty interface name, ObjectManager on the root object only, introspection
+with named arguments, and the parents of cells listing them (``busctl tree``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_fast import Message, MessageType, NameFlag, RequestNameReply, Variant
+from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from nvmemd.dbus.fallback import FallbackInterface
-from nvmemd.dbus.service import CellInterface, ProviderInterface
 
 from .conftest import StartDaemon
-from .dbus_fixtures import NAME, ROOT, Daemon, PrivateBus, managed_objects
+from .dbus_fixtures import NAME, ROOT, Daemon, managed_objects
 
 pytestmark = pytest.mark.integration
 
 CELL = "org.nvmemd.Nvmem1.Cell"
+MANAGER = "org.nvmemd.Nvmem1.Manager"
 PROPS = "org.freedesktop.DBus.Properties"
 INTRO = "org.freedesktop.DBus.Introspectable"
 PEER = "org.freedesktop.DBus.Peer"
 OM = "org.freedesktop.DBus.ObjectManager"
+E = "org.freedesktop.DBus.Error."
 OCOTP = ROOT + "/providers/imx_2docotp0"
 OCOTP_MAC = OCOTP + "/cells/mac_2daddress_4090_2c0"
 MTD0 = ROOT + "/providers/mtd0"  # a provider without cells
 
-#: (interface, member, signature, body): calls whose answer needs no cell data.
-CALLS: list[tuple[str, str, str, list[Any]]] = [
-    (INTRO, "Introspect", "", []),
-    (INTRO, "Introspect", "s", ["x"]),
-    (PEER, "Ping", "", []),
-    (PEER, "Nope", "", []),
-    (PROPS, "Get", "ss", [CELL, "Nope"]),
-    (PROPS, "Get", "ss", ["", "Offset"]),
-    (PROPS, "Get", "ss", [PEER, "Offset"]),
-    (PROPS, "Get", "ss", ["org.example.Nope", "Offset"]),
-    (PROPS, "Get", "s", [CELL]),
-    (PROPS, "GetAll", "s", [PEER]),
-    (PROPS, "GetAll", "s", [OM]),
-    (PROPS, "GetAll", "s", ["org.example.Nope"]),
-    (PROPS, "GetAll", "s", [""]),
-    (PROPS, "Set", "ssv", [CELL, "Offset", Variant("u", 1)]),
-    (PROPS, "Set", "ssv", [CELL, "Nope", Variant("u", 1)]),
-    (PROPS, "Set", "ssv", [PROPS, "Nope", Variant("u", 1)]),
-    (PROPS, "Set", "ss", [CELL, "Offset"]),
-    (PROPS, "Nope", "", []),
-    (CELL, "Read", "s", ["x"]),
-    (CELL, "Nope", "", []),
-    (OM, "GetManagedObjects", "", []),
+#: (interface, member, signature, body) → the answer (error name, or the reply signature).
+CALLS: list[tuple[str | None, str, str, list[Any], str]] = [
+    (INTRO, "Introspect", "", [], "s"),
+    (INTRO, "Introspect", "s", ["x"], E + "InvalidArgs"),
+    (PEER, "Ping", "", [], ""),
+    (PEER, "Nope", "", [], E + "UnknownMethod"),
+    (PROPS, "Get", "ss", [CELL, "Nope"], E + "UnknownProperty"),
+    (PROPS, "Get", "ss", ["", "Offset"], "v"),
+    (PROPS, "Get", "ss", [PEER, "Offset"], E + "UnknownProperty"),
+    (PROPS, "Get", "ss", ["org.example.Nope", "Offset"], E + "UnknownInterface"),
+    (PROPS, "Get", "s", [CELL], E + "InvalidArgs"),
+    (PROPS, "GetAll", "s", [PEER], "a{sv}"),
+    (PROPS, "GetAll", "s", [OM], E + "UnknownInterface"),  # not on a cell
+    (PROPS, "GetAll", "s", ["org.example.Nope"], E + "UnknownInterface"),
+    (PROPS, "GetAll", "s", [""], "a{sv}"),
+    (PROPS, "Set", "ssv", [CELL, "Offset", Variant("u", 1)], E + "PropertyReadOnly"),
+    (PROPS, "Set", "ssv", [CELL, "Nope", Variant("u", 1)], E + "UnknownProperty"),
+    (PROPS, "Set", "ss", [CELL, "Offset"], E + "InvalidArgs"),
+    (PROPS, "Nope", "", [], E + "UnknownMethod"),
+    (CELL, "Read", "s", ["x"], E + "InvalidArgs"),
+    (CELL, "Nope", "", [], E + "UnknownMethod"),
+    (OM, "GetManagedObjects", "", [], E + "UnknownInterface"),
 ]
 
 
-def _answer(reply: Message | None) -> tuple[str, str, Any]:
+def _answer(reply: Message | None) -> tuple[str, Any]:
     assert reply is not None
     if reply.message_type == MessageType.ERROR:
-        return ("error", reply.error_name or "", reply.body)
-    return ("return", reply.signature, reply.body)
+        return (reply.error_name or "", reply.body)
+    return (reply.signature, reply.body)
 
 
-async def _ask(address: str, path: str, calls: list[tuple[str, str, str, list[Any]]]
-               ) -> list[tuple[str, str, Any]]:
+async def _ask(address: str, path: str, calls: list[tuple[str | None, str, str, list[Any]]]
+               ) -> list[tuple[str, Any]]:
     bus = await MessageBus(bus_address=address).connect()
     try:
         return [_answer(await bus.call(Message(destination=NAME, path=path, interface=i,
@@ -78,18 +77,6 @@ async def _ask(address: str, path: str, calls: list[tuple[str, str, str, list[An
                 for i, m, s, b in calls]
     finally:
         bus.disconnect()
-
-
-async def _reference(address: str, path: str) -> list[tuple[str, str, Any]]:
-    """dbus-fast's own answers for a CellInterface exported at *path*."""
-    owner = await MessageBus(bus_address=address).connect()
-    try:
-        owner.export(path, CellInterface())
-        reply = await owner.request_name(NAME, NameFlag.DO_NOT_QUEUE)
-        assert reply == RequestNameReply.PRIMARY_OWNER
-        return await _ask(address, path, CALLS)
-    finally:
-        owner.disconnect()
 
 
 @pytest.fixture
@@ -104,26 +91,22 @@ def daemon(start_daemon: StartDaemon, sysroot: Path) -> Daemon:
     return start_daemon(["--sysroot", str(sysroot)])
 
 
-def test_cell_answers_like_an_exported_instance(private_bus: PrivateBus,
-                                                 start_daemon: StartDaemon,
-                                                 sysroot: Path) -> None:
-    expected = asyncio.run(_reference(private_bus.address, OCOTP_MAC))
-    private_bus.wait_owner(present=False)
-    daemon = start_daemon(["--sysroot", str(sysroot)])
-    got = asyncio.run(_ask(daemon.bus.address, OCOTP_MAC, CALLS))
-    for call, want, have in zip(CALLS, expected, got, strict=True):
-        assert have == want, call
-    # and the calls that read the cell
+def test_cell_answers_like_sd_bus(daemon: Daemon) -> None:
+    got = asyncio.run(_ask(daemon.bus.address, OCOTP_MAC, [c[:4] for c in CALLS]))
+    for call, (name, _body) in zip(CALLS, got, strict=True):
+        assert name == call[4], call
     answers = asyncio.run(_ask(daemon.bus.address, OCOTP_MAC, [
         (CELL, "Read", "", []), (CELL, "ReadRecord", "", []),
-        (PROPS, "Get", "ss", [CELL, "Offset"]), (PROPS, "GetAll", "s", [CELL])]))
-    assert answers[0] == ("return", "ay", [bytes.fromhex("000f12345678")])
-    assert answers[1][2][0]["value"] == Variant("ay", bytes.fromhex("000f12345678"))
-    assert answers[2] == ("return", "v", [Variant("u", 0x90)])
-    props = answers[3][2][0]
-    assert set(props) == {"Name", "SysfsName", "Provider", "Offset", "BitOffset", "NBits",
-                          "Bytes", "Source", "OfNode", "Consumers"}
+        (PROPS, "Get", "ss", [CELL, "Offset"]), (PROPS, "GetAll", "s", [CELL]),
+        (PROPS, "GetAll", "s", [""])]))
+    assert answers[0] == ("ay", [bytes.fromhex("000f12345678")])
+    assert answers[1][1][0]["value"] == Variant("ay", bytes.fromhex("000f12345678"))
+    assert answers[2] == ("v", [Variant("u", 0x90)])
+    props = answers[3][1][0]
+    assert set(props) == {"Name", "NameBytes", "SysfsName", "Provider", "Offset", "BitOffset",
+                          "NBits", "Bytes", "Source", "OfNode", "Consumers"}
     assert props["Consumers"].signature == "a(ssu)"
+    assert answers[4][1][0] == props  # the empty interface name: every interface
     assert managed_objects(daemon)[OCOTP_MAC][CELL]["SysfsName"] == "mac-address@90,0"
 
 
@@ -153,16 +136,24 @@ def test_parents_list_their_cells(daemon: Daemon) -> None:
         provider_xml = _introspect(daemon, ppath)
         assert '<interface name="org.nvmemd.Nvmem1.Provider">' in provider_xml
     assert _children(_introspect(daemon, MTD0)) == set()
-    assert _children(_introspect(daemon, MTD0 + "/cells")) == set()
+    name, _ = daemon.call_error(MTD0 + "/cells", INTRO, "Introspect")
+    assert name == E + "UnknownObject"
     assert not any(p.startswith(MTD0 + "/") for p in tree)
 
 
-def test_cell_introspection_is_dbus_fast_s(daemon: Daemon) -> None:
-    from dbus_fast import introspection as intr
+def test_introspection_names_every_argument(daemon: Daemon) -> None:
+    import xml.etree.ElementTree as ET
 
-    node = intr.Node.default(OCOTP_MAC)
-    node.interfaces.append(CellInterface().introspect())
-    assert _introspect(daemon, OCOTP_MAC) == node.tostring()
+    for path in (ROOT, OCOTP, OCOTP_MAC):
+        node = ET.fromstring(_introspect(daemon, path).split("\n", 2)[2])
+        for arg in node.iter("arg"):
+            assert arg.get("name") and not arg.get("name", "").startswith("arg_"), path
+        for prop in node.iter("property"):
+            ann = {a.get("name"): a.get("value") for a in prop.findall("annotation")}
+            assert ann["org.freedesktop.DBus.Property.EmitsChangedSignal"] in (
+                "const", "true", "invalidates", "false")
+        ifaces = {i.get("name") for i in node.findall("interface")}
+        assert (OM in ifaces) == (path == ROOT), path
 
 
 @pytest.mark.parametrize("path", [
@@ -172,32 +163,35 @@ def test_cell_introspection_is_dbus_fast_s(daemon: Daemon) -> None:
     ROOT + "/providers/nope/cells/x",
 ])
 def test_unknown_paths(daemon: Daemon, path: str) -> None:
-    name, message = daemon.call_error(path, PROPS, "Get", "ss", CELL, "Offset")
-    assert (name, message) == ("org.freedesktop.DBus.Error.UnknownObject",
-                               f'no interfaces at path: "{path}"')
-    name, message = daemon.call_error(path, CELL, "Read")
-    assert (name, message) == ("org.freedesktop.DBus.Error.UnknownMethod",
-                               f'{CELL}.Read with signature "" could not be found')
-    assert _children(_introspect(daemon, path)) == set()
-    assert daemon.call(path, OM, "GetManagedObjects") == [{}]
+    for call in [(PROPS, "Get", "ss", CELL, "Offset"), (CELL, "Read"), (INTRO, "Introspect"),
+                 (OM, "GetManagedObjects")]:
+        name, message = daemon.call_error(path, *call)
+        assert (name, message) == (E + "UnknownObject", f"Unknown object '{path}'."), call
 
 
 def test_unknown_members(daemon: Daemon) -> None:
     name, message = daemon.call_error(OCOTP_MAC, CELL, "Write")
-    assert (name, message) == ("org.freedesktop.DBus.Error.UnknownMethod",
-                               f'{CELL}.Write with signature "" could not be found')
+    assert (name, message) == (E + "UnknownMethod", f"Unknown method Write or interface {CELL}.")
     name, _ = daemon.call_error(OCOTP_MAC, PROPS, "Set", "ssv", CELL, "Offset", "<uint32 1>")
-    assert name == "org.freedesktop.DBus.Error.PropertyReadOnly"
+    assert name == E + "PropertyReadOnly"
+    name, _ = daemon.call_error(ROOT, MANAGER, "FindCells")
+    assert name == E + "InvalidArgs"
 
 
-def test_managed_objects_below_any_path(daemon: Daemon) -> None:
+def test_object_manager_on_the_root_only(daemon: Daemon) -> None:
     everything = managed_objects(daemon)
-    (below,) = daemon.call(OCOTP, OM, "GetManagedObjects")
-    assert set(below) == {p for p in everything if p.startswith(OCOTP + "/")}
-    assert OCOTP_MAC in below
-    (whole,) = daemon.call("/", OM, "GetManagedObjects")
-    assert set(whole) == set(everything) | {ROOT}
-    assert daemon.call(OCOTP_MAC, OM, "GetManagedObjects") == [{}]
+    assert OCOTP_MAC in everything and ROOT not in everything
+    for path in (OCOTP, OCOTP_MAC):
+        name, _ = daemon.call_error(path, OM, "GetManagedObjects")
+        assert name == E + "UnknownInterface"
+    name, _ = daemon.call_error("/", OM, "GetManagedObjects")
+    assert name == E + "UnknownObject"
+    r = subprocess.run(["dbus-send", f"--bus={daemon.bus.address}", "--print-reply",
+                        f"--dest={NAME}", ROOT, f"{OM}.GetManagedObjects", "string:x"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode != 0 and E + "InvalidArgs" in r.stderr
+    (props,) = daemon.call(ROOT, PROPS, "GetAll", "s", OM)
+    assert props == {}
 
 
 def test_fallback_interface_refuses_writable_properties() -> None:
@@ -219,4 +213,3 @@ def test_fallback_interface_refuses_writable_properties() -> None:
 
     with pytest.raises(ValueError, match="read-only"):
         FallbackInterface(Writable(), lambda _msg: None)
-    assert ProviderInterface.__name__  # providers stay exported ServiceInterfaces

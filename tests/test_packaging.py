@@ -154,7 +154,7 @@ def test_config_man_page_and_example_match_the_loader(tmp_path: Path) -> None:
 
 def _api_members() -> dict[str, set[str]]:
     """Interface name → method and property names, from the dbus-fast service classes."""
-    from nvmemd.dbus import service as dbus_service
+    from nvmemd.dbus import interfaces as dbus_service
 
     members: dict[str, set[str]] = {}
     for cls in vars(dbus_service).values():

@@ -35,6 +35,9 @@ class Backend(Protocol):
     def verify(self) -> dict[str, list[str]]:
         """Comparison with the kernel's cells/ directories."""
 
+    def identity(self) -> dict[str, Any]:
+        """The board's identity (nvmemd.identity): serial numbers, MACs, their sources."""
+
     def refresh(self, timeout: float) -> None:
         """Wait at most *timeout* s for a change (``wait``), then see the new state."""
 

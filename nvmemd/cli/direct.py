@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import load_config
 from ..query import Query
@@ -55,6 +56,11 @@ class DirectBackend:
 
     def verify(self) -> dict[str, list[str]]:
         return self.query.verify()
+
+    def identity(self) -> dict[str, Any]:
+        from ..identity import board_identity
+
+        return board_identity(self.query)
 
     def close(self) -> None:
         pass

@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=_int, default=0, help="first byte (default 0)")
     p.add_argument("--length", type=_int, default=None, help="bytes (default: to the end)")
 
+    from . import identity  # self-contained subcommand
+
+    identity.add_parser(sub, common)
+
     sub.add_parser("verify", parents=[common],
                    help="compare with the kernel's cells/ directories (6.8+)")
 
@@ -304,6 +308,12 @@ def cmd_dump(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     return EXIT_OK
 
 
+def cmd_identity(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
+    from . import identity
+
+    return identity.run(backend, args, out)
+
+
 def cmd_verify(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     report = backend.verify()
     if args.json:
@@ -385,6 +395,7 @@ COMMANDS: Final[dict[str, Command]] = {
     "cells": cmd_cells,
     "get": cmd_get,
     "dump": cmd_dump,
+    "identity": cmd_identity,
     "verify": cmd_verify,
     "wait": cmd_wait,
 }

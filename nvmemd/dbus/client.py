@@ -76,3 +76,10 @@ class DBusBackend:
         import time
 
         time.sleep(max(0.0, min(timeout, 0.25)))
+
+    def identity(self) -> dict[str, Any]:
+        return self._client.identity()
+
+    def wait(self, spec: str, timeout: float) -> bool:
+        """True as soon as a cell matching *spec* is published, False after *timeout* s."""
+        return self._client.wait_for_cell(spec, timeout)

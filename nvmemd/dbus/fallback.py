@@ -7,21 +7,21 @@ exist by the ten thousand (nvmemd's cells), that is most of the daemon's start
 time and memory.  sd-bus has "fallback vtables" for this; here it is:
 
 - the interface is still *defined* as a ``ServiceInterface`` class with
-  ``@method``/``@dbus_property`` members, so signatures and introspection stay
-  in one place; :class:`FallbackInterface` takes the member tables from one
-  instance of it (the *prototype*) and never exports it;
+  ``@method``/``@dbus_property`` members (nvmemd.dbus.interfaces), so
+  signatures live in one place; :class:`FallbackInterface` takes the member
+  tables from one instance of it (the *prototype*) and never exports it;
 - each object is any small object carrying what the members read from
   ``self``; the members run with that object as ``self``;
-- :meth:`FallbackInterface.handle_call` answers a method call to one such
-  object, before dbus-fast's own dispatch (``MessageBus.add_message_handler``),
-  and replies exactly as dbus-fast does for an exported instance: same error
-  names and messages for ``org.freedesktop.DBus.Properties``, the same
-  introspection XML, coroutine methods run in a task.  Whatever it does not
-  answer (``Peer``, unknown members) it leaves to dbus-fast, whose answer for a
-  path without exports is the same as for an exported one.
+- :class:`FallbackInterface` answers calls of its own interface and of
+  ``org.freedesktop.DBus.Properties`` for one such object, with the standard
+  errors sd-bus answers (InvalidArgs for a wrong signature, UnknownMethod,
+  UnknownProperty, PropertyReadOnly); coroutine methods run in a task.
 
-Which paths are objects, the introspection of their parents and
-``GetManagedObjects`` are the caller's business (nvmemd.dbus.service).
+Routing a message to an object, introspection and ``GetManagedObjects`` are
+the caller's business (nvmemd.dbus.service).  Every error reply leaves through
+:func:`error_reply`: nvmemd errors become ``org.nvmemd.Nvmem1.Error.*`` with
+their message, anything unexpected is logged here and answered with a bare
+``org.nvmemd.Nvmem1.Error.Failed: internal error``.
 
 Uses only what both dbus-fast 5.x and Debian bookworm's 1.84 provide.
 """
@@ -29,27 +29,33 @@ Uses only what both dbus-fast 5.x and Debian bookworm's 1.84 provide.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from dbus_fast import DBusError, Message, MessageFlag, Variant
-from dbus_fast import introspection as intr
-from dbus_fast.constants import ErrorType
 from dbus_fast.service import ServiceInterface
+
+from ..errors import InvalidArgumentError, NvmemError
+from ..limits import check_arguments, quote
+from .flow import LIMITER
+from .names import (
+    ERROR_FAILED,
+    ERROR_INVALID_ARGS,
+    ERROR_PROPERTY_READ_ONLY,
+    ERROR_UNKNOWN_INTERFACE,
+    ERROR_UNKNOWN_METHOD,
+    ERROR_UNKNOWN_PROPERTY,
+    PROPERTIES_IFACE,
+    error_name_for,
+)
 
 log = logging.getLogger(__name__)
 
-PROPERTIES_IFACE: Final = "org.freedesktop.DBus.Properties"
-INTROSPECTABLE_IFACE: Final = "org.freedesktop.DBus.Introspectable"
-#: dbus-fast answers Get/Set on these with UnknownProperty and GetAll with {}.
-STANDARD_IFACES: Final = ("org.freedesktop.DBus.Properties",
-                          "org.freedesktop.DBus.Introspectable",
-                          "org.freedesktop.DBus.Peer",
-                          "org.freedesktop.DBus.ObjectManager")
 _PROPERTY_METHODS: Final = {"Get": "ss", "Set": "ssv", "GetAll": "s"}
-_PLACEHOLDER: Final = "/nvmemd_fallback_placeholder"
 
 
 def expects_reply(msg: Message) -> bool:
@@ -57,113 +63,103 @@ def expects_reply(msg: Message) -> bool:
 
 
 def error_reply(msg: Message, exc: BaseException) -> Message:
-    """What dbus-fast's ``SendReply`` answers when a handler raised *exc*."""
+    """The error reply to *msg* for a handler that raised *exc*: the one place exceptions
+    become D-Bus errors, without leaking internals."""
     if isinstance(exc, DBusError):
         return Message.new_error(msg, exc.type, exc.text)
-    log.error("Service interface raised an exception",
-              exc_info=(type(exc), exc, exc.__traceback__))
-    return Message.new_error(msg, ErrorType.SERVICE_ERROR,
-                             f"The service interface raised an error: {type(exc).__name__}")
+    if isinstance(exc, NvmemError):
+        return Message.new_error(msg, error_name_for(exc), str(exc))
+    if isinstance(exc, asyncio.CancelledError):  # shutdown: the reply is usually dropped
+        return Message.new_error(msg, ERROR_FAILED, "nvmemd is stopping")
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        return Message.new_error(msg, error_name_for(InvalidArgumentError()), "name too long")
+    # Arguments and message cut short: a caller must not be able to fill the journal.
+    frames = "".join(traceback.format_tb(exc.__traceback__, limit=-8))
+    log.error("internal error answering %s.%s on %s(%s): %s: %s\n%s", msg.interface,
+              msg.member, msg.path, ", ".join(quote(str(a)) for a in msg.body),
+              type(exc).__name__, quote(str(exc), 200), frames.rstrip())
+    return Message.new_error(msg, ERROR_FAILED, "internal error")
 
 
-def default_node(path: str, interfaces: Sequence[intr.Interface],
-                 children: Sequence[str] = ()) -> str:
-    """Introspection XML of an object at *path*, as dbus-fast writes it for an export."""
-    node = intr.Node.default(path)
-    node.interfaces.extend(interfaces)
-    node.nodes = [intr.Node(name) for name in children]
-    return node.tostring()
+async def _limited(sender: str | None, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Run a method handler once the call limiter (nvmemd.dbus.flow) admits *sender*."""
+    async with LIMITER.slot(sender):
+        return await call()
 
 
-def bare_node(path: str, children: Sequence[str]) -> str:
-    """Introspection XML of a path without objects, only children (dbus-fast's answer)."""
-    node = intr.Node(path)
-    node.nodes = [intr.Node(name) for name in children]
-    return node.tostring()
+def error(msg: Message, name: str, text: str) -> Message:
+    return Message.new_error(msg, name, text)
+
+
+def invalid_signature(msg: Message, expected: str) -> Message:
+    """sd-bus's answer to a known member called with the wrong signature."""
+    return error(msg, ERROR_INVALID_ARGS,
+                 f"Invalid arguments '{msg.signature}' to call {msg.interface or ''}."
+                 f"{msg.member}(), expecting '{expected}'.")
 
 
 class FallbackInterface:
     """The members of one ``ServiceInterface`` class, served without instances.
 
     *prototype* is an instance of the class, made once: only its member tables
-    and introspection are used.  The definition must be read-only with plain
-    (not coroutine) property getters; methods may be coroutines.  Replies to
-    coroutine methods leave through *send* (``MessageBus.send``).
+    are used.  The definition must be read-only with plain (not coroutine)
+    property getters; methods may be coroutines.  Replies to coroutine methods
+    leave through *send* (``MessageBus.send``).
     """
 
     def __init__(self, prototype: ServiceInterface, send: Callable[[Message], object]) -> None:
+        from .introspection import interface_xml, members
+
         self.name: str = prototype.name
         self._send = send
-        self.introspection: intr.Interface = prototype.introspect()
-        # dbus-fast looks methods up by name, then compares the signature.
-        self.methods = {m.name: m for m in ServiceInterface._get_methods(prototype)}
-        self.properties = list(ServiceInterface._get_properties(prototype))
-        for prop in self.properties:
+        self.methods = {m.name: m for m in ServiceInterface._get_methods(prototype)
+                        if not m.disabled}
+        self.properties = {p.name: p for p in ServiceInterface._get_properties(prototype)
+                           if not p.disabled}
+        for prop in self.properties.values():
             if prop.access.writable() or inspect.iscoroutinefunction(prop.prop_getter):
                 raise ValueError(f"{self.name}.{prop.name}: a fallback interface has "
                                  "read-only, synchronous properties only")
-        xml = default_node(_PLACEHOLDER, [self.introspection])
-        head, sep, tail = xml.partition(f'<node name="{_PLACEHOLDER}">')
-        if not sep:
-            raise RuntimeError("unexpected introspection XML from dbus-fast")
-        self._xml_head = head + '<node name="'
-        self._xml_tail = '">' + tail
+        #: EmitsChangedSignal of each property (nvmemd.dbus.introspection)
+        self.emits = {m.name: next(iter(m.annotations.values()))
+                      for m in members(prototype) if m.kind == "property"}
+        #: This interface's ``<interface>`` element in Introspect() answers.
+        self.xml: str = interface_xml(prototype)
         self._pending: set[asyncio.Future[Any]] = set()
 
-    # --- what the manager-side code needs ---------------------------------------------
-
-    def introspect_xml(self, path: str) -> str:
-        """``Introspect()`` of an object at *path* (object paths need no XML escaping)."""
-        return self._xml_head + path + self._xml_tail
-
-    def signal_properties(self, obj: object) -> dict[str, Variant]:
-        """Every property as a Variant (``InterfacesAdded``; like ``interface_properties``)."""
-        return {p.name: Variant(p.signature, p.prop_getter(obj))
-                for p in self.properties if not p.disabled}
+    # --- properties ---------------------------------------------------------------------
 
     def all_properties(self, obj: object) -> dict[str, Variant]:
-        """``GetAll()``'s answer (dbus-fast: enabled, readable properties); may raise."""
+        """Every property as a Variant: GetAll, GetManagedObjects, InterfacesAdded."""
         return {p.name: Variant(p.signature, p.prop_getter(obj))
-                for p in self.properties if not p.disabled and p.access.readable()}
+                for p in self.properties.values()}
+
+    def get_property(self, obj: object, name: str) -> Variant | None:
+        prop = self.properties.get(name)
+        return None if prop is None else Variant(prop.signature, prop.prop_getter(obj))
 
     # --- calls --------------------------------------------------------------------------
 
-    def handle_call(self, msg: Message, obj: object) -> Message | bool | None:
-        """Answer a method call to *obj* (a message handler's return value).
+    def has_method(self, member: str | None) -> bool:
+        return (member or "") in self.methods
 
-        None leaves the call to dbus-fast: ``Peer``, and every member this
-        interface lacks (dbus-fast's UnknownMethod reads the same for a path
-        with or without exports).
-        """
-        iface = msg.interface
-        if iface == PROPERTIES_IFACE:
-            reply = self._properties(msg, obj)
-        elif iface == INTROSPECTABLE_IFACE:
-            if msg.member != "Introspect" or msg.signature != "":
-                return None
-            assert msg.path is not None
-            reply = Message.new_method_return(msg, "s", [self.introspect_xml(msg.path)])
-        elif iface is None or iface == self.name:
-            method = self.methods.get(msg.member or "")
-            if method is None or method.disabled or method.in_signature != msg.signature:
-                return None
-            return self._call(msg, obj, method)
-        else:
-            return None
-        return reply if expects_reply(msg) else True
-
-    def _call(self, msg: Message, obj: object, method: Any) -> bool:
-        """Run a method in a task (coroutine methods) and reply when it is done."""
+    def call(self, msg: Message, obj: object) -> Message | bool:
+        """Answer a call of one of this interface's methods (:meth:`has_method`)."""
+        method = self.methods[msg.member or ""]
+        if method.in_signature != msg.signature:
+            return self._reply(msg, invalid_signature(msg, method.in_signature))
         try:
-            result = method.fn(obj, *msg.body)
+            fn: Any = method.fn
+            check_arguments(fn.__name__, msg.body)  # nvmemd.limits: before any work
+            if inspect.iscoroutinefunction(fn):
+                # bounded per caller and in total, the handler starts once admitted
+                result: Any = _limited(msg.sender, lambda: fn(obj, *msg.body))
+            else:
+                result = method.fn(obj, *msg.body)  # type: ignore[arg-type]
         except Exception as e:  # a plain method that raised
-            if expects_reply(msg):
-                self._send(error_reply(msg, e))
-            return True
+            return self._reply(msg, error_reply(msg, e))
         if not inspect.isawaitable(result):
-            if expects_reply(msg):
-                self._send(self._method_return(msg, method, result))
-            return True
+            return self._reply(msg, self._method_return(msg, method, result))
         fut = asyncio.ensure_future(result)
         self._pending.add(fut)
         if not expects_reply(msg):
@@ -174,13 +170,17 @@ class FallbackInterface:
             self._pending.discard(fut)
             try:
                 value = fut.result()
-            except BaseException as e:  # dbus-fast's SendReply answers any exception
+            except BaseException as e:  # every exception is answered
                 self._send(error_reply(msg, e))
                 return
             self._send(self._method_return(msg, method, value))
 
         fut.add_done_callback(done)
         return True
+
+    @staticmethod
+    def _reply(msg: Message, reply: Message) -> Message | bool:
+        return reply if expects_reply(msg) else True
 
     def _done_without_reply(self, fut: asyncio.Future[Any]) -> None:
         self._pending.discard(fut)
@@ -200,52 +200,40 @@ class FallbackInterface:
         except Exception as e:
             return error_reply(msg, e)
 
-    # --- org.freedesktop.DBus.Properties (dbus-fast's _default_properties_handler) ------
 
-    def _properties(self, msg: Message, obj: object) -> Message:
-        member, signature = msg.member, msg.signature
-        if _PROPERTY_METHODS.get(member or "") != signature:
-            return Message.new_error(
-                msg, ErrorType.UNKNOWN_METHOD,
-                f'properties interface doesn\'t have method "{member}" with signature '
-                f'"{signature}"')
-        interface_name = msg.body[0]
-        if interface_name == "":
-            return Message.new_error(
-                msg, ErrorType.NOT_SUPPORTED,
-                "getting and setting properties with an empty interface string is not "
-                "supported yet")
-        if interface_name != self.name:
-            if interface_name in STANDARD_IFACES:
-                if member == "GetAll":
-                    return Message.new_method_return(msg, "a{sv}", [{}])
-                return Message.new_error(
-                    msg, ErrorType.UNKNOWN_PROPERTY,
-                    f'interface "{interface_name}" does not have property "{msg.body[1]}"')
-            return Message.new_error(
-                msg, ErrorType.UNKNOWN_INTERFACE,
-                f'could not find an interface "{interface_name}" at path: "{msg.path}"')
+def properties_call(msg: Message, obj: object, interfaces: list[FallbackInterface],
+                    others: tuple[str, ...]) -> Message:
+    """``org.freedesktop.DBus.Properties`` of an object with *interfaces* (and the
+    property-less *others*), as sd-bus answers it; an empty interface name means all."""
+    member, signature = msg.member or "", msg.signature
+    expected = _PROPERTY_METHODS.get(member)
+    if expected is None:
+        return error(msg, ERROR_UNKNOWN_METHOD,
+                     f"Unknown method {member} or interface {PROPERTIES_IFACE}.")
+    if signature != expected:
+        return invalid_signature(msg, expected)
+    iface_name = msg.body[0]
+    if iface_name == "":
+        chosen = interfaces
+    else:
+        chosen = [i for i in interfaces if i.name == iface_name]
+        if not chosen and iface_name not in others:
+            return error(msg, ERROR_UNKNOWN_INTERFACE, f"Unknown interface '{iface_name}'.")
+    try:
         if member == "GetAll":
-            try:
-                return Message.new_method_return(msg, "a{sv}", [self.all_properties(obj)])
-            except Exception as e:
-                return error_reply(msg, e)
+            props: dict[str, Variant] = {}
+            for iface in chosen:
+                props.update(iface.all_properties(obj))
+            return Message.new_method_return(msg, "a{sv}", [props])
         prop_name = msg.body[1]
-        match = [p for p in self.properties if p.name == prop_name and not p.disabled]
-        if not match:
-            return Message.new_error(
-                msg, ErrorType.UNKNOWN_PROPERTY,
-                f'interface "{interface_name}" does not have property "{prop_name}"')
-        prop = match[0]
-        if member == "Set":
-            # FallbackInterface refuses writable properties
-            return Message.new_error(msg, ErrorType.PROPERTY_READ_ONLY,
-                                     "the property is readonly")
-        if not prop.access.readable():
-            return Message.new_error(msg, ErrorType.UNKNOWN_PROPERTY,
-                                     "the property does not have read access")
-        try:
-            return Message.new_method_return(
-                msg, "v", [Variant(prop.signature, prop.prop_getter(obj))])
-        except Exception as e:
-            return error_reply(msg, e)
+        for iface in chosen:
+            if prop_name not in iface.properties:
+                continue
+            if member == "Set":
+                return error(msg, ERROR_PROPERTY_READ_ONLY,
+                             f"Property '{prop_name}' is not writable.")
+            return Message.new_method_return(msg, "v", [iface.get_property(obj, prop_name)])
+        return error(msg, ERROR_UNKNOWN_PROPERTY, f"Unknown property '{prop_name}'"
+                     + (f" on interface '{iface_name}'." if iface_name else "."))
+    except Exception as e:
+        return error_reply(msg, e)

@@ -6,9 +6,13 @@ nvmemd exception classes before deciding whether to import the bus library.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Final
+
 from ..errors import (
     AccessDeniedError,
     ConfigError,
+    InteractiveAuthorizationRequiredError,
     InvalidArgumentError,
     NotFoundError,
     NvmemError,
@@ -27,8 +31,39 @@ PROVIDERS_PATH: Final = ROOT_PATH + "/providers"
 MANAGER_IFACE: Final = "org.nvmemd.Nvmem1.Manager"
 PROVIDER_IFACE: Final = "org.nvmemd.Nvmem1.Provider"
 CELL_IFACE: Final = "org.nvmemd.Nvmem1.Cell"
+#: The interfaces of this API, in the order ``Introspect`` and the installed XML list them.
+API_IFACES: Final = (MANAGER_IFACE, PROVIDER_IFACE, CELL_IFACE)
+
+# --- the bus's own names -------------------------------------------------------------
+
+DBUS_NAME: Final = "org.freedesktop.DBus"
+DBUS_PATH: Final = "/org/freedesktop/DBus"
 OBJECT_MANAGER_IFACE: Final = "org.freedesktop.DBus.ObjectManager"
 PROPERTIES_IFACE: Final = "org.freedesktop.DBus.Properties"
+INTROSPECTABLE_IFACE: Final = "org.freedesktop.DBus.Introspectable"
+PEER_IFACE: Final = "org.freedesktop.DBus.Peer"
+#: Interfaces every object has; ObjectManager only the root object.
+STANDARD_IFACES: Final = (PEER_IFACE, INTROSPECTABLE_IFACE, PROPERTIES_IFACE)
+
+#: Standard errors, answered the way sd-bus answers them (``sd-bus/bus-objects.c``).
+DBUS_ERROR: Final = "org.freedesktop.DBus.Error."
+ERROR_UNKNOWN_OBJECT: Final = DBUS_ERROR + "UnknownObject"
+ERROR_UNKNOWN_INTERFACE: Final = DBUS_ERROR + "UnknownInterface"
+ERROR_UNKNOWN_METHOD: Final = DBUS_ERROR + "UnknownMethod"
+ERROR_UNKNOWN_PROPERTY: Final = DBUS_ERROR + "UnknownProperty"
+ERROR_PROPERTY_READ_ONLY: Final = DBUS_ERROR + "PropertyReadOnly"
+ERROR_INVALID_ARGS: Final = DBUS_ERROR + "InvalidArgs"
+ERROR_SERVICE_UNKNOWN: Final = DBUS_ERROR + "ServiceUnknown"
+ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED: Final = (DBUS_ERROR
+                                                   + "InteractiveAuthorizationRequired")
+
+# --- polkit ----------------------------------------------------------------------------
+
+POLKIT_NAME: Final = "org.freedesktop.PolicyKit1"
+POLKIT_PATH: Final = "/org/freedesktop/PolicyKit1/Authority"
+POLKIT_IFACE: Final = "org.freedesktop.PolicyKit1.Authority"
+#: CheckAuthorizationFlags.AllowUserInteraction
+POLKIT_ALLOW_INTERACTION: Final = 1
 
 #: The polkit action that lets a caller read root-only providers.
 POLKIT_ACTION_READ_PROTECTED: Final = "org.nvmemd.Nvmem1.read-protected"
@@ -44,6 +79,7 @@ ERROR_FAILED: Final = ERROR_PREFIX + "Failed"
 #: nvmemd exception class → D-Bus error name; most specific class first.
 #: The client maps a name back to the first class listed for it.
 ERROR_MAP: Final[tuple[tuple[type[NvmemError], str], ...]] = (
+    (InteractiveAuthorizationRequiredError, ERROR_INTERACTIVE_AUTHORIZATION_REQUIRED),
     (InvalidArgumentError, ERROR_PREFIX + "InvalidArgument"),
     (ConfigError, ERROR_PREFIX + "InvalidArgument"),
     (NotFoundError, ERROR_PREFIX + "NotFound"),
@@ -68,3 +104,8 @@ def error_for_name(name: str, message: str) -> NvmemError:
         if mapped == name:
             return cls(message)
     return NvmemError(message)
+
+
+def error_text(body: Sequence[Any]) -> str:
+    """The message of an error reply's body (its first argument when that is a string)."""
+    return body[0] if body and isinstance(body[0], str) else ""

@@ -20,20 +20,23 @@ from typing import Any
 from dbus_fast import Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
+from ..errors import InteractiveAuthorizationRequiredError
 from ..limits import RateLimitedLog, quote
-from .names import POLKIT_ACTION_READ_PROTECTED, POLKIT_ACTION_RELOAD
+from .names import (
+    DBUS_NAME,
+    DBUS_PATH,
+    POLKIT_ACTION_READ_PROTECTED,
+    POLKIT_ACTION_RELOAD,
+    POLKIT_ALLOW_INTERACTION,
+    POLKIT_IFACE,
+    POLKIT_NAME,
+    POLKIT_PATH,
+    error_text,
+)
 
 log = logging.getLogger(__name__)
 #: Callers that vanish before they are identified: a flood of them is one line per 10 s.
 _unidentified = RateLimitedLog(log)
-
-DBUS_NAME = "org.freedesktop.DBus"
-DBUS_PATH = "/org/freedesktop/DBus"
-POLKIT_NAME = "org.freedesktop.PolicyKit1"
-POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
-POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
-#: CheckAuthorizationFlags.AllowUserInteraction
-POLKIT_ALLOW_INTERACTION = 1
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,7 @@ async def _call(bus: MessageBus, destination: str, path: str, interface: str, me
     if reply is None:
         raise BusCallError("NoReply", member)
     if reply.message_type == MessageType.ERROR:
-        text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-        raise BusCallError(reply.error_name or "Error", text)
+        raise BusCallError(reply.error_name or "Error", error_text(reply.body))
     return list(reply.body)
 
 
@@ -125,6 +127,10 @@ def resolve_groups(names: Iterable[str]) -> frozenset[int]:
 
 
 async def polkit_allows(bus: MessageBus, sender: str, action: str, interactive: bool) -> bool:
+    """polkit's ``CheckAuthorization``.  When polkit would ask the user but the caller
+    did not set ALLOW_INTERACTIVE_AUTHORIZATION, raise InteractiveAuthorizationRequiredError
+    (``org.freedesktop.DBus.Error.InteractiveAuthorizationRequired``, as sd-bus services
+    answer), so that the client can retry with interaction."""
     subject = ["system-bus-name", {"name": Variant("s", sender)}]
     flags = POLKIT_ALLOW_INTERACTION if interactive else 0
     try:
@@ -134,7 +140,12 @@ async def polkit_allows(bus: MessageBus, sender: str, action: str, interactive: 
     except BusCallError as e:
         log.info("polkit unavailable or refused (%s): denying %s", e.name, sender)
         return False
-    return bool(result[0])
+    authorized, challenge = bool(result[0]), bool(result[1])
+    if not authorized and challenge and not interactive:
+        raise InteractiveAuthorizationRequiredError(
+            f"{action}: polkit needs to authenticate the caller; call again with interactive "
+            "authorization allowed")
+    return authorized
 
 
 #: Credentials remembered per unique connection name.  A bus never reuses a

@@ -53,8 +53,27 @@ PROVIDER_KEYS: Final = {
     "validity": "aa{sv}",
 }
 
+#: ``Manager.GetIdentity()`` (nvmemd.identity): each field found is ``{value, source}``
+#: (both ``s``); the lists are always there.
+IDENTITY_FIELDS: Final = ("serial_number", "product_name", "platform_name", "part_number",
+                          "vendor", "manufacturer", "manufacture_date", "hw_revision",
+                          "base_mac", "mac_count", "model")
+IDENTITY_VALUE_KEYS: Final = {"value": "s", "source": "s"}
+IDENTITY_INTERFACE_KEYS: Final = {"name": "s", "mac_address": "s", "source": "s",
+                                  "consumer": "s"}
+IDENTITY_CONFLICT_KEYS: Final = {"field": "s", "value": "s", "source": "s"}
+IDENTITY_KEYS: Final = {
+    **{f: "a{sv}" for f in IDENTITY_FIELDS},
+    "interfaces": "aa{sv}",  # IDENTITY_INTERFACE_KEYS
+    "conflicts": "aa{sv}",  # IDENTITY_CONFLICT_KEYS
+    "protected": "as",  # sources the caller may not read (root-only providers)
+    "errors": "as",
+}
+
 _NESTED: Final = {"consumers": CONSUMER_KEYS, "consumer": CONSUMER_KEYS,
-                  "validity": VALIDITY_KEYS}
+                  "validity": VALIDITY_KEYS, "interfaces": IDENTITY_INTERFACE_KEYS,
+                  "conflicts": IDENTITY_CONFLICT_KEYS,
+                  **{f: IDENTITY_VALUE_KEYS for f in IDENTITY_FIELDS}}
 
 
 def to_wire(record: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
@@ -68,9 +87,9 @@ def to_wire(record: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, tup
             raise KeyError(f"undocumented record key {key!r}")
         if sig == "*":
             sig = "s" if isinstance(value, str) else "t"
-        if key == "value" and isinstance(value, str):
+        if sig == "ay" and isinstance(value, str):
             value = bytes.fromhex(value)
-        elif key in _NESTED:
+        elif key in _NESTED and sig in ("a{sv}", "aa{sv}"):
             nested = _NESTED[key]
             value = ([to_wire(v, nested) for v in value] if sig.startswith("aa")
                      else to_wire(value, nested))

@@ -1,105 +1,85 @@
-# mypy: disable-error-code="name-defined,valid-type"
-# ruff: noqa: F821, F722  (D-Bus signature strings as annotations)
-"""The D-Bus objects of nvmemd (dbus-fast).
-
-Signatures are D-Bus type strings (``-> "ay"``) so that Debian bookworm's
-python3-dbus-fast 1.84 runs this module too; the file-level mypy comment
-above lets mypy accept them.  No ``from __future__ import annotations`` here:
-dbus-fast reads the annotations as signature strings.
+"""The D-Bus objects of nvmemd: who is calling, what may be read, and the object tree.
 
 Layout (``org.nvmemd.Nvmem1``)::
 
-    /org/nvmemd/Nvmem1                          ObjectManager + Manager
+    /org/nvmemd/Nvmem1                          Manager + ObjectManager
     /org/nvmemd/Nvmem1/providers/<p>            Provider
     /org/nvmemd/Nvmem1/providers/<p>/cells/<c>  Cell
 
-The manager and the providers are exported dbus-fast ``ServiceInterface``
-objects.  Cells are not: there can be tens of thousands, and an exported
-``ServiceInterface`` costs about 3.3 KB and 60–90 µs each.  :class:`Service`
-answers every call to a cell path itself, from a message handler that runs
-before dbus-fast's dispatch (a fallback vtable, nvmemd.dbus.fallback), with
-:class:`CellInterface` as the definition and a :class:`CellObject` per cell.
-It also answers ``Introspect`` of the parents of cells (``…/providers/<p>``
-and ``…/cells``) and ``GetManagedObjects``, so clients see the same objects as
-if every cell were exported.
+Nothing is exported to dbus-fast.  :meth:`Service.dispatch`, a message handler
+that runs before dbus-fast's own dispatch, answers every method call to a path
+of the tree the way sd-bus answers for its objects: each object's interfaces
+(nvmemd.dbus.interfaces) through a :class:`~nvmemd.dbus.fallback.FallbackInterface`
+with a small object as ``self`` (a cell costs one :class:`CellObject`, not an
+exported ``ServiceInterface`` of 3.3 KB), ``Introspect`` of every node with
+named arguments and annotations (nvmemd.dbus.introspection), ``Properties``,
+and ``GetManagedObjects`` on the root only.  Unknown paths answer UnknownObject
+(a cell that vanished included), unknown interfaces UnknownInterface, unknown
+members UnknownMethod/UnknownProperty, a wrong signature InvalidArgs; only
+``org.freedesktop.DBus.Peer`` is left to dbus-fast.
 
-dbus-fast emits ``InterfacesAdded``/``InterfacesRemoved`` from the *child's*
-path, which ``GDBusObjectManagerClient`` ignores.  :class:`NvmemBus` switches
-that off and :class:`Service` sends them from the manager path instead, one
-signal per object with all its interfaces.
-
-Every method handler goes through :func:`_guarded`: nvmemd errors become
-``org.nvmemd.Nvmem1.Error.*`` with the error's own message, anything else is
-logged here with its traceback and answered with a bare
-``org.nvmemd.Nvmem1.Error.Failed: internal error``.
+The ObjectManager signals go from the root path, one per object with all its
+interfaces, as ``GDBusObjectManagerClient`` expects.
 """
+
+from __future__ import annotations
 
 import asyncio
 import contextvars
-import errno
-import functools
 import logging
-import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, TypeVar
 
-from dbus_fast import DBusError, Message, MessageFlag, MessageType, Variant
+from dbus_fast import Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
-from dbus_fast.constants import PropertyAccess
-from dbus_fast.service import ServiceInterface, dbus_property, method
 
-from .. import __version__
-from ..errors import (
-    AccessDeniedError,
-    InvalidArgumentError,
-    NotFoundError,
-    NvmemError,
-    ProviderGoneError,
-)
-from ..limits import check_arguments, check_cell_size, check_spec, quote
+from ..consumers import ConsumerRef
+from ..errors import AccessDeniedError, NotFoundError, ProviderGoneError
+from ..limits import check_cell_size, check_consumer, check_name
 from ..model import CellInfo, ProviderEntry
 from ..query import Query, denied
-from ..records import provider_record, redacted_provider_record
 from ..registry import Registry
 from .fallback import (
-    INTROSPECTABLE_IFACE,
     FallbackInterface,
-    bare_node,
-    default_node,
+    error,
     error_reply,
     expects_reply,
+    invalid_signature,
+    properties_call,
 )
-from .flow import LIMITER, answer_machine_id, install_safe_writer
+from .interfaces import CellInterface, ManagerInterface, ProviderInterface
+from .introspection import TRUE, node_xml
 from .names import (
-    CELL_IFACE,
-    ERROR_FAILED,
-    MANAGER_IFACE,
-    MAX_READ,
+    ERROR_UNKNOWN_INTERFACE,
+    ERROR_UNKNOWN_METHOD,
+    ERROR_UNKNOWN_OBJECT,
+    INTROSPECTABLE_IFACE,
     OBJECT_MANAGER_IFACE,
-    PROVIDER_IFACE,
+    PEER_IFACE,
+    PROPERTIES_IFACE,
     PROVIDERS_PATH,
     ROOT_PATH,
-    error_name_for,
 )
 from .paths import cell_path, provider_path
 from .polkit import AccessPolicy
-from .schema import CELL_KEYS, PROVIDER_KEYS, VALIDITY_KEYS, to_wire
 
 log = logging.getLogger(__name__)
 
-#: ``nvmem_type_str[]`` types behind external buses (I2C/SPI EEPROMs, RTC NVRAM,
-#: FRAM): a read can take milliseconds, or hang with the bus, so it goes to a
-#: worker thread and the loop keeps serving.  Other providers (fuses, OTP,
-#: reserved memory, MTD) answer a small read in microseconds: handing those to a
-#: thread costs more than the read (benchmarks/RESULTS.md, D-Bus throughput).
-THREADED_PROVIDER_TYPES: Final = frozenset({"EEPROM", "Battery backed", "FRAM"})
+#: ``nvmem_type_str[]`` types of SoC-internal providers (fuses, OTP): a small read
+#: answers in microseconds, and handing it to a thread costs more than the read
+#: (benchmarks/RESULTS.md, D-Bus throughput).  Everything else — EEPROMs on I²C/SPI,
+#: RTC NVRAM, FRAM, MTD partitions and what lives on them (U-Boot env) — can take
+#: milliseconds, or stall behind a flash erase, so it is read in a worker thread.
+INLINE_PROVIDER_TYPES: Final = frozenset({"OTP"})
 #: Largest cell read inline on the loop.
 INLINE_READ_MAX: Final = 64
 
 
-def reads_inline(entry: ProviderEntry, cell: CellInfo) -> bool:
-    return cell.raw_len <= INLINE_READ_MAX and entry.provider.type not in THREADED_PROVIDER_TYPES
+def reads_inline(entry: ProviderEntry, size: int) -> bool:
+    p = entry.provider
+    return size <= INLINE_READ_MAX and p.type in INLINE_PROVIDER_TYPES and not p.is_mtd
+
 
 T = TypeVar("T")
 
@@ -112,9 +92,9 @@ class CallInfo:
     interactive: bool
 
 
-#: The call being dispatched.  Set by a message handler that runs before
-#: dbus-fast's dispatch; a coroutine handler's task copies the context when it
-#: is created, so every method sees its own caller.
+#: The call being dispatched.  Set by a message handler that runs before the
+#: dispatch; a coroutine handler's task copies the context when it is created,
+#: so every method sees its own caller.
 CURRENT_CALL: contextvars.ContextVar[CallInfo | None] = contextvars.ContextVar(
     "nvmemd_current_call", default=None)
 
@@ -123,95 +103,6 @@ def _remember_caller(msg: Message) -> None:
     if msg.message_type == MessageType.METHOD_CALL:
         interactive = bool(msg.flags & MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION)
         CURRENT_CALL.set(CallInfo(msg.sender, interactive))
-
-
-class NvmemBus(MessageBus):
-    """A MessageBus that leaves the ObjectManager signals to :class:`Service`,
-    with a write path that waits for a full socket (nvmemd.dbus.flow)."""
-
-    async def connect(self) -> "NvmemBus":
-        await super().connect()
-        install_safe_writer(self)
-        self.add_message_handler(answer_machine_id)
-        return self
-
-    def _emit_interface_added(self, path: str, interface: ServiceInterface) -> None:
-        pass
-
-    def _emit_interface_removed(self, path: str, removed_interfaces: list[str]) -> None:
-        pass
-
-
-def _guarded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Translate every exception of a method handler into a D-Bus error."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, *args: Any) -> T:
-        call = CURRENT_CALL.get()
-        try:
-            check_arguments(fn.__name__, args)  # nvmemd.limits: before any work
-            async with LIMITER.slot(call.sender if call else None):  # nvmemd.dbus.flow
-                return await fn(self, *args)
-        except DBusError:
-            raise
-        except asyncio.CancelledError:  # shutdown: the reply, if any, is dropped
-            raise DBusError(ERROR_FAILED, "nvmemd is stopping") from None
-        except NvmemError as e:
-            raise DBusError(error_name_for(e), str(e)) from None
-        except OSError as e:
-            if e.errno == errno.ENAMETOOLONG:
-                raise DBusError(error_name_for(InvalidArgumentError()), "name too long") from None
-            _log_internal(fn.__name__, args, e)
-            raise DBusError(ERROR_FAILED, "internal error") from None
-        except Exception as e:
-            _log_internal(fn.__name__, args, e)
-            raise DBusError(ERROR_FAILED, "internal error") from None
-
-    return wrapper
-
-
-def record_variants(record: Any, keys: dict[str, str]) -> dict[str, Variant]:
-    """A record as ``a{sv}`` with the documented key types (nvmemd.dbus.schema)."""
-    return _variants(to_wire(record, keys))
-
-
-def _variants(wire: dict[str, tuple[str, Any]]) -> dict[str, Variant]:
-    out: dict[str, Variant] = {}
-    for key, (sig, value) in wire.items():
-        if sig == "aa{sv}":
-            value = [_variants(v) for v in value]
-        elif sig == "a{sv}":
-            value = _variants(value)
-        out[key] = Variant(sig, value)
-    return out
-
-
-def _log_internal(name: str, args: tuple[Any, ...], e: BaseException) -> None:
-    """Log an unexpected error with its frames, arguments and message cut short."""
-    frames = "".join(traceback.format_tb(e.__traceback__, limit=-8))
-    log.error("internal error in %s(%s): %s: %s\n%s", name,
-              ", ".join(quote(str(a)) for a in args), type(e).__name__, quote(str(e), 200),
-              frames.rstrip())
-
-
-def interface_properties(interface: ServiceInterface) -> dict[str, Variant]:
-    """All properties of *interface* as Variants, for InterfacesAdded."""
-    out: dict[str, Variant] = {}
-    for prop in ServiceInterface._get_properties(interface):
-        if prop.disabled:
-            continue
-        out[prop.name] = Variant(prop.signature, prop.prop_getter(interface))
-    return out
-
-
-def _all_properties(interface: ServiceInterface) -> dict[str, Variant]:
-    """``GetAll()`` of an exported interface, as dbus-fast builds it (sync getters only)."""
-    return {prop.name: Variant(prop.signature, prop.prop_getter(interface))
-            for prop in ServiceInterface._get_properties(interface)
-            if not prop.disabled and prop.access.readable()}
-
-
-_PROVIDERS_PREFIX: Final = PROVIDERS_PATH + "/"
 
 
 class State(Protocol):
@@ -223,130 +114,219 @@ class State(Protocol):
     async def reload(self) -> None: ...
 
 
-def _check_spec(spec: str) -> None:
-    check_spec(spec)  # nvmemd.limits
+# --- the objects: what the interface members read from ``self`` ---------------------
+
+
+class ManagerObject:
+    __slots__ = ("_service",)
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+
+class ProviderObject:
+    __slots__ = ("_service", "entry")
+
+    def __init__(self, service: Service, entry: ProviderEntry) -> None:
+        self._service = service
+        self.entry = entry
 
 
 class CellObject:
-    """One cell on the bus, all it costs: what :class:`CellInterface`'s members read.
-
-    The members of CellInterface run with a CellObject as ``self``.
-    """
+    """One cell on the bus, all it costs."""
 
     __slots__ = ("_service", "cell", "provider")
 
-    def __init__(self, service: "Service", provider: str, cell: CellInfo) -> None:
+    def __init__(self, service: Service, provider: str, cell: CellInfo) -> None:
         self._service = service
         self.provider = provider
         self.cell = cell
 
 
-#: A published object: an exported ServiceInterface, or a cell served by Service.
-BusObject = ServiceInterface | CellObject
+BusObject = ManagerObject | ProviderObject | CellObject
+_PROVIDERS_PREFIX: Final = PROVIDERS_PATH + "/"
 
 
 class Service:
     """Owns the published objects and keeps them in step with the registry."""
 
-    def __init__(self, bus: MessageBus, state: State) -> None:
+    def __init__(self, bus: MessageBus, state: State,
+                 consumers: Mapping[str, list[ConsumerRef]] | None = None) -> None:
         self.bus = bus
         self.state = state
-        self.manager = ManagerInterface(self)
-        self.providers: dict[str, ProviderInterface] = {}
-        self.cells: dict[str, dict[str, CellObject]] = {}  # provider → path → object
-        #: Every published path in publication order (dbus-fast's export order):
-        #: GetManagedObjects lists them in this order.
-        self.objects: dict[str, BusObject] = {}
+        #: DT consumer references by cell node (consumers.consumer_index), computed
+        #: off the loop for each registry the daemon swaps in.
+        self.consumers: Mapping[str, list[ConsumerRef]] = consumers or {}
+        self.manager_iface = FallbackInterface(ManagerInterface(), bus.send)
+        self.provider_iface = FallbackInterface(ProviderInterface(), bus.send)
         self.cell_iface = FallbackInterface(CellInterface(), bus.send)
+        self.manager = ManagerObject(self)
+        self.providers: dict[str, ProviderObject] = {}
+        self.cells: dict[str, dict[str, CellObject]] = {}  # provider → path → object
+        #: Every published path in publication order: GetManagedObjects lists them so.
+        self.objects: dict[str, BusObject] = {}
+        self._broken: dict[str, str] = {}
 
     # --- access --------------------------------------------------------------
 
+    @staticmethod
+    def caller() -> tuple[str | None, bool]:
+        call = CURRENT_CALL.get()
+        return (call.sender, call.interactive) if call else (None, False)
+
+    async def may_read_protected(self) -> bool:
+        sender, interactive = self.caller()
+        return await self.state.access.may_read_protected(self.bus, sender, interactive)
+
+    async def may_reload(self) -> bool:
+        sender, interactive = self.caller()
+        return await self.state.access.may_reload(self.bus, sender, interactive)
+
     async def check_read(self, entry: ProviderEntry) -> None:
         """Raise AccessDeniedError unless the caller may read *entry*'s bytes."""
-        if not entry.provider.root_only:
-            return
-        call = CURRENT_CALL.get()
-        sender = call.sender if call else None
-        interactive = call.interactive if call else False
-        if not await self.state.access.may_read_protected(self.bus, sender, interactive):
+        if entry.provider.root_only and not await self.may_read_protected():
             raise denied(entry)
-
-    async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
-        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
-        await self.check_read(entry)
-        if reads_inline(entry, cell):
-            return self.state.registry.read_cell(entry, cell)
-        return await asyncio.to_thread(self.state.registry.read_cell, entry, cell)
 
     async def query_for_caller(self, entries: list[ProviderEntry]) -> Query:
         """The query layer as the caller may use it: root-only reads refused unless the
         caller may read *entries*."""
         registry = self.state.registry
-        protected = [e for e in entries if e.provider.root_only]
-        if not protected:
+        if not any(e.provider.root_only for e in entries):
             return Query(registry)
         try:
-            await self.check_read(protected[0])
-        except AccessDeniedError:
+            if not await self.may_read_protected():
+                return Query(registry, may_read_protected=False)
+        except AccessDeniedError:  # polkit wants interaction the caller did not allow
             return Query(registry, may_read_protected=False)
         return Query(registry)
 
-    # --- export --------------------------------------------------------------
+    # --- reads: small SoC-internal ones inline, the rest in a worker thread ---------
+
+    async def in_thread(self, entry: ProviderEntry, fn: Callable[..., T], *args: Any,
+                        size: int = INLINE_READ_MAX + 1) -> T:
+        if reads_inline(entry, size):
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def read_cell(self, entry: ProviderEntry, cell: CellInfo) -> bytes:
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")  # reply size bound
+        await self.check_read(entry)
+        return await self.in_thread(entry, self.state.registry.read_cell, entry, cell,
+                                    size=cell.raw_len)
+
+    async def read_provider(self, entry: ProviderEntry, offset: int, length: int) -> bytes:
+        return await self.in_thread(entry, self.state.registry.read_provider, entry, offset,
+                                    length, size=length)
+
+    async def consumer_record(self, consumer: str | None, netdev: str | None, name: str
+                              ) -> tuple[Any, bytes]:
+        """``get --consumer``/``--netdev``: the record and the value, access checked."""
+        check_name(name, "cell name")  # nvmemd.limits, before any work
+        if consumer is not None:
+            check_consumer(consumer)
+        else:
+            check_name(netdev or "", "interface name")
+        registry = self.state.registry
+        query = Query(registry)
+        entry, cell, _ref = await asyncio.to_thread(query.resolve_consumer, name, consumer,
+                                                    netdev)
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
+        query = await self.query_for_caller([entry])
+        return await asyncio.to_thread(query.get_consumer, name, consumer, netdev)
+
+    async def identity(self) -> dict[str, Variant]:
+        from ..identity import board_identity
+        from .interfaces import record_variants
+        from .schema import IDENTITY_KEYS
+
+        registry = self.state.registry
+        query = await self.query_for_caller([e for e in registry if e.provider.root_only])
+        ident = await asyncio.to_thread(board_identity, query)
+        return record_variants(ident, IDENTITY_KEYS)
+
+    # --- lookups -------------------------------------------------------------
+
+    def entry(self, name: str) -> ProviderEntry:
+        return self.state.registry.provider(name)
+
+    def live_entry(self, name: str) -> ProviderEntry:
+        """The entry behind a published object; it may have gone since the call came in."""
+        try:
+            return self.state.registry.provider(name)
+        except NotFoundError:
+            raise ProviderGoneError(f"{name}: provider is gone") from None
+
+    # --- publication -----------------------------------------------------------
 
     def start(self) -> None:
         self.bus.add_message_handler(_remember_caller)  # first: sets CURRENT_CALL
         self.bus.add_message_handler(self.dispatch)
-        self._export(ROOT_PATH, self.manager, emit=False)
+        self.objects[ROOT_PATH] = self.manager
+        self._broken = dict(self.manager_iface.all_properties(self.manager)
+                            ["BrokenProviders"].value)
         self.sync(emit=False)
 
-    def _signal(self, member: str, signature: str, body: list[Any]) -> None:
-        self.bus.send(Message.new_signal(ROOT_PATH, OBJECT_MANAGER_IFACE, member,
-                                         signature, body))
-
-    def _interfaces(self, obj: BusObject) -> dict[str, dict[str, Variant]]:
-        """The object's interfaces with all their properties (InterfacesAdded)."""
+    def _interfaces_of(self, obj: BusObject) -> list[FallbackInterface]:
         if isinstance(obj, CellObject):
-            return {self.cell_iface.name: self.cell_iface.signal_properties(obj)}
-        return {obj.name: interface_properties(obj)}
+            return [self.cell_iface]
+        if isinstance(obj, ProviderObject):
+            return [self.provider_iface]
+        return [self.manager_iface]
 
-    def _export(self, path: str, obj: BusObject, emit: bool) -> None:
-        if not isinstance(obj, CellObject):
-            self.bus.export(path, obj)
+    def _properties_of(self, obj: BusObject) -> dict[str, dict[str, Variant]]:
+        """The object's interfaces with all their properties (the one property dumper:
+        GetManagedObjects, InterfacesAdded)."""
+        return {i.name: i.all_properties(obj) for i in self._interfaces_of(obj)}
+
+    def _signal(self, path: str, interface: str, member: str, signature: str,
+                body: list[Any]) -> None:
+        self.bus.send(Message.new_signal(path, interface, member, signature, body))
+
+    def _publish(self, path: str, obj: BusObject, emit: bool) -> None:
         self.objects[path] = obj
         if emit:
-            self._signal("InterfacesAdded", "oa{sa{sv}}", [path, self._interfaces(obj)])
+            self._signal(ROOT_PATH, OBJECT_MANAGER_IFACE, "InterfacesAdded", "oa{sa{sv}}",
+                         [path, self._properties_of(obj)])
 
-    def _unexport(self, path: str, obj: BusObject) -> None:
-        if isinstance(obj, CellObject):
-            name = self.cell_iface.name
-        else:
-            self.bus.unexport(path, obj)
-            name = obj.name
+    def _withdraw(self, path: str, obj: BusObject) -> None:
         del self.objects[path]
-        self._signal("InterfacesRemoved", "oas", [path, [name]])
+        self._signal(ROOT_PATH, OBJECT_MANAGER_IFACE, "InterfacesRemoved", "oas",
+                     [path, [i.name for i in self._interfaces_of(obj)]])
 
-    def make_cell(self, entry: ProviderEntry, cell: CellInfo) -> CellObject:
-        """The one place cell objects are made."""
-        return CellObject(self, entry.name, cell)
+    def _properties_changed(self, path: str, iface: FallbackInterface,
+                            before: dict[str, Variant], after: dict[str, Variant]) -> None:
+        changed = {k: v for k, v in after.items()
+                   if before.get(k) != v and iface.emits[k] == TRUE}
+        if changed:
+            self._signal(path, PROPERTIES_IFACE, "PropertiesChanged", "sa{sv}as",
+                         [iface.name, changed, []])
 
-    def sync(self, emit: bool = True) -> None:
-        """Make the exported objects match ``state.registry``.
+    def sync(self, emit: bool = True,
+             consumers: Mapping[str, list[ConsumerRef]] | None = None) -> None:
+        """Make the published objects match ``state.registry``.
 
         Unchanged providers and cells keep their objects; a changed cell is
         removed and added again; a changed provider gets PropertiesChanged.
         Removals are sent before additions, cells before their provider.
         """
+        if consumers is not None:
+            self.consumers = consumers
         entries = self.state.registry.entries
         for name in [n for n in self.providers if n not in entries]:
             self._drop_provider(name)
         for entry in entries.values():
             self._update_provider(entry, emit)
+        broken = self.manager_iface.all_properties(self.manager)["BrokenProviders"]
+        if dict(broken.value) != self._broken:
+            self._properties_changed(ROOT_PATH, self.manager_iface,
+                                     {"BrokenProviders": Variant("a{ss}", self._broken)},
+                                     {"BrokenProviders": broken})
+            self._broken = dict(broken.value)
 
     def _drop_provider(self, name: str) -> None:
         for path, cell_obj in self.cells.pop(name, {}).items():
-            self._unexport(path, cell_obj)
-        obj = self.providers.pop(name)
-        self._unexport(provider_path(name), obj)
+            self._withdraw(path, cell_obj)
+        self._withdraw(provider_path(name), self.providers.pop(name))
         log.info("%s: removed from the bus", name)
 
     def _update_provider(self, entry: ProviderEntry, emit: bool) -> None:
@@ -358,387 +338,113 @@ class Service:
         wanted = {cell_path(name, c.sysfs_name): c for c in entry.cells}
         current = self.cells.setdefault(name, {})
         for path in [p for p, o in current.items() if wanted.get(p) != o.cell]:
-            self._unexport(path, current.pop(path))
+            self._withdraw(path, current.pop(path))
         if obj is None:
-            obj = ProviderInterface(self, entry)
+            obj = ProviderObject(self, entry)
             self.providers[name] = obj
-            self._export(ppath, obj, emit)
+            self._publish(ppath, obj, emit)
             log.info("%s: published with %d cell(s)", name, len(entry.cells))
         else:
-            before = interface_properties(obj)
+            before = self.provider_iface.all_properties(obj)
             obj.entry = entry
-            after = interface_properties(obj)
-            changed = {k: v.value for k, v in after.items() if before.get(k) != v}
-            if changed:
-                obj.emit_properties_changed(changed)
+            self._properties_changed(ppath, self.provider_iface, before,
+                                     self.provider_iface.all_properties(obj))
             log.info("%s: updated, %d cell(s)", name, len(entry.cells))
         for path, cell in wanted.items():
             if path not in current:
-                cell_obj = self.make_cell(entry, cell)
+                cell_obj = CellObject(self, name, cell)
                 current[path] = cell_obj
-                self._export(path, cell_obj, emit)
+                self._publish(path, cell_obj, emit)
 
-    # --- the cells' fallback dispatcher -----------------------------------------
+    # --- dispatch ----------------------------------------------------------------
 
     def dispatch(self, msg: Message) -> Message | bool | None:
-        """Message handler: answer what dbus-fast cannot, as it would with cells exported.
-
-        Calls to a cell path, ``Introspect`` of a provider and of its ``cells``
-        node, and ``GetManagedObjects``; None leaves a message to dbus-fast.
-        """
-        if msg.message_type is not MessageType.METHOD_CALL:
+        """Message handler: answer every method call to our object tree (not Peer)."""
+        if msg.message_type is not MessageType.METHOD_CALL or msg.interface == PEER_IFACE:
             return None
-        if msg.member == "GetManagedObjects" and msg.interface == OBJECT_MANAGER_IFACE:
-            return self._managed_objects(msg)
-        path = msg.path
-        if path is None or not path.startswith(_PROVIDERS_PREFIX):
-            return None
-        obj = self.objects.get(path)
-        if isinstance(obj, CellObject):
-            return self.cell_iface.handle_call(msg, obj)
-        if (msg.member == "Introspect" and msg.interface == INTROSPECTABLE_IFACE
-                and msg.signature == ""):
-            xml = self._introspect_parent(path)
-            if xml is None:
-                return None
-            reply = Message.new_method_return(msg, "s", [xml])
-            return reply if expects_reply(msg) else True
-        return None
-
-    def _introspect_parent(self, path: str) -> str | None:
-        """Introspection of ``…/providers/<p>`` or ``…/providers/<p>/cells`` with cell children."""
-        label, _, rest = path[len(_PROVIDERS_PREFIX):].partition("/")
-        if rest not in ("", "cells"):
-            return None
-        ppath = _PROVIDERS_PREFIX + label
-        provider = self.objects.get(ppath)
-        if not isinstance(provider, ProviderInterface):
-            return None
-        cells = self.cells.get(provider.entry.name, {})
-        if rest == "":
-            # dbus-fast's node for the export, plus the child it cannot see
-            return default_node(path, [provider.introspect()], ["cells"] if cells else [])
-        if not cells:
-            return None  # no children: dbus-fast's empty node
-        start = len(path) + 1
-        return bare_node(path, [p[start:] for p in cells])
-
-    def _managed_objects(self, msg: Message) -> Message | bool:
-        """``GetManagedObjects`` on any path: every object below it, as dbus-fast lists exports."""
-        base = msg.path
-        prefix = "/" if base == "/" else f"{base}/"
-        result: dict[str, dict[str, dict[str, Variant]]] = {}
         try:
-            for path, obj in self.objects.items():
-                if not path.startswith(prefix):
-                    continue
-                if isinstance(obj, CellObject):
-                    result[path] = {self.cell_iface.name: self.cell_iface.all_properties(obj)}
-                else:
-                    result[path] = {obj.name: _all_properties(obj)}
-            reply = Message.new_method_return(msg, "a{oa{sa{sv}}}", [result])
+            reply = self._answer(msg)
         except Exception as e:
             reply = error_reply(msg, e)
-        return reply if expects_reply(msg) else True
+        if isinstance(reply, Message) and not expects_reply(msg):
+            return True
+        return reply
 
-    # --- lookups -------------------------------------------------------------
+    def _answer(self, msg: Message) -> Message | bool:
+        path, iface, member = msg.path or "", msg.interface, msg.member or ""
+        obj = self.objects.get(path)
+        if iface == INTROSPECTABLE_IFACE or (iface is None and member == "Introspect"):
+            if member != "Introspect":
+                return error(msg, ERROR_UNKNOWN_METHOD,
+                             f"Unknown method {member} or interface {INTROSPECTABLE_IFACE}.")
+            if msg.signature != "":
+                return invalid_signature(msg, "")
+            xml = self.introspect(path)
+            if xml is None:
+                return error(msg, ERROR_UNKNOWN_OBJECT, f"Unknown object '{path}'.")
+            return Message.new_method_return(msg, "s", [xml])
+        if obj is None:
+            return error(msg, ERROR_UNKNOWN_OBJECT, f"Unknown object '{path}'.")
+        interfaces = self._interfaces_of(obj)
+        is_root = path == ROOT_PATH
+        if iface == PROPERTIES_IFACE:
+            others = (*_STANDARD, OBJECT_MANAGER_IFACE) if is_root else _STANDARD
+            return properties_call(msg, obj, interfaces, others)
+        if is_root and iface in (OBJECT_MANAGER_IFACE, None) and member == "GetManagedObjects":
+            if msg.signature != "":
+                return invalid_signature(msg, "")
+            return self._managed_objects(msg)
+        for fi in interfaces:
+            if iface in (fi.name, None) and fi.has_method(member):
+                return fi.call(msg, obj)
+        known = [fi.name for fi in interfaces] + list(_STANDARD)
+        if is_root:
+            known.append(OBJECT_MANAGER_IFACE)
+        if iface is not None and iface not in known:
+            return error(msg, ERROR_UNKNOWN_INTERFACE, f"Unknown interface '{iface}'.")
+        return error(msg, ERROR_UNKNOWN_METHOD,
+                     f"Unknown method {member} or interface {iface}.")
 
-    def entry(self, name: str) -> ProviderEntry:
-        return self.state.registry.provider(name)
+    def _managed_objects(self, msg: Message) -> Message:
+        result = {path: self._properties_of(obj) for path, obj in self.objects.items()
+                  if path != ROOT_PATH}
+        return Message.new_method_return(msg, "a{oa{sa{sv}}}", [result])
 
-    def live_entry(self, name: str) -> ProviderEntry:
-        """The entry behind an exported object; it may have gone since the call came in."""
-        try:
-            return self.state.registry.provider(name)
-        except NotFoundError:
-            raise ProviderGoneError(f"{name}: provider is gone") from None
+    def introspect(self, path: str) -> str | None:
+        """``Introspect()`` of *path*: an object, or a node above objects; None if neither."""
+        obj = self.objects.get(path)
+        if obj is not None:
+            children = self._children(path)
+            return node_xml([i.xml for i in self._interfaces_of(obj)], children,
+                            object_manager=path == ROOT_PATH)
+        children = self._children(path)
+        if not children and path != PROVIDERS_PATH:
+            return None
+        return node_xml([], children)
 
-    def counts(self) -> tuple[int, int]:
-        reg = self.state.registry
-        return len(reg.entries), sum(len(e.cells) for e in reg.entries.values())
-
-
-class ManagerInterface(ServiceInterface):
-    def __init__(self, service: Service) -> None:
-        super().__init__(MANAGER_IFACE)
-        self._service = service
-
-    @dbus_property(access=PropertyAccess.READ, name="Version")
-    def version(self) -> "s":
-        return __version__
-
-    @dbus_property(access=PropertyAccess.READ, name="BrokenProviders")
-    def broken_providers(self) -> "a{ss}":
-        return {n: b.error for n, b in sorted(self._service.state.registry.broken.items())}
-
-    @method(name="ListProviders")
-    @_guarded
-    async def list_providers(self) -> "ao":
-        return [provider_path(n) for n in sorted(self._service.state.registry.entries)]
-
-    @method(name="GetProvider")
-    @_guarded
-    async def get_provider(self, name: "s") -> "o":
-        return provider_path(self._service.entry(name).name)
-
-    @method(name="FindCells")
-    @_guarded
-    async def find_cells(self, spec: "s") -> "ao":
-        _check_spec(spec)
-        found = self._service.state.registry.find_cells(spec)
-        return [cell_path(e.name, c.sysfs_name) for e, c in found]
-
-    @method(name="ResolveCell")
-    @_guarded
-    async def resolve_cell(self, spec: "s", provider: "s") -> "o":
-        entry, cell = self._service.state.registry.resolve_cell(spec, provider or None)
-        return cell_path(entry.name, cell.sysfs_name)
-
-    @method(name="ReadCellRecord")
-    @_guarded
-    async def read_cell_record(self, spec: "s", provider: "s") -> "a{sv}ay":
-        """``nvmemd-query get --json``'s record (schema.CELL_KEYS) and the value."""
-        _check_spec(spec)
-        registry = self._service.state.registry
-        entry, cell = registry.resolve_cell(spec, provider or None)
-        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
-        query = await self._service.query_for_caller([entry])
-        record, value = await asyncio.to_thread(query.get, spec, provider or None)
-        return [record_variants(record, CELL_KEYS), value]
-
-    @method(name="ReadCellByName")
-    @_guarded
-    async def read_cell_by_name(self, spec: "s") -> "ay":
-        _check_spec(spec)
-        entry, cell = self._service.state.registry.resolve_cell(spec)
-        return await self._service.read_cell(entry, cell)
-
-    @method(name="ReadConsumerCell")
-    @_guarded
-    async def read_consumer_cell(self, consumer: "s", name: "s") -> "ay":
-        """What DT node *consumer* (path or label) reads as its cell *name*.
-
-        ``of_nvmem_cell_get()`` (nvmemd.consumers): the consumer's id and index
-        argument reach the post-processing, as in the kernel.
-        """
-        from ..consumers import lookup
-
-        registry = self._service.state.registry
-        entry, cell, ref = await asyncio.to_thread(lookup, registry, consumer, name)
-        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
-        await self._service.check_read(entry)
-        return await asyncio.to_thread(registry.read_cell, entry, cell, name, ref.index)
-
-    @method(name="ReadNetdevCell")
-    @_guarded
-    async def read_netdev_cell(self, netdev: "s", name: "s") -> "ay":
-        """What network interface *netdev*'s DT node (``/sys/class/net/IF/of_node``)
-        reads as its cell *name*."""
-        _record, value = await self._consumer_record(None, netdev, name)
-        return value
-
-    @method(name="ReadConsumerCellRecord")
-    @_guarded
-    async def read_consumer_cell_record(self, consumer: "s", name: "s") -> "a{sv}ay":
-        """``get --consumer NODE NAME --json``: record (schema.CELL_KEYS) and value."""
-        record, value = await self._consumer_record(consumer, None, name)
-        return [record_variants(record, CELL_KEYS), value]
-
-    @method(name="ReadNetdevCellRecord")
-    @_guarded
-    async def read_netdev_cell_record(self, netdev: "s", name: "s") -> "a{sv}ay":
-        """``get --netdev IF NAME --json``: record (schema.CELL_KEYS) and value."""
-        record, value = await self._consumer_record(None, netdev, name)
-        return [record_variants(record, CELL_KEYS), value]
-
-    async def _consumer_record(self, consumer: str | None, netdev: str | None, name: str
-                               ) -> tuple[Any, bytes]:
-        _check_spec(name)
-        _check_spec(consumer if consumer is not None else (netdev or ""))
-        from ..consumers import lookup, netdev_of_node
-
-        registry = self._service.state.registry
-
-        def find() -> ProviderEntry:  # no read yet: access is checked first
-            node = consumer
-            if netdev is not None:
-                node = netdev_of_node(registry.sysroot, registry.tree, netdev)
-            entry, cell, _ref = lookup(registry, node or "/", name)
-            check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
-            return entry
-
-        entry = await asyncio.to_thread(find)
-        query = await self._service.query_for_caller([entry])
-        return await asyncio.to_thread(query.get_consumer, name, consumer, netdev)
-
-    @method(name="Reload")
-    @_guarded
-    async def reload(self) -> None:
-        call = CURRENT_CALL.get()
-        if not await self._service.state.access.may_reload(
-                self._service.bus, call.sender if call else None,
-                call.interactive if call else False):
-            raise AccessDeniedError("reloading nvmemd needs privileges")
-        await self._service.state.reload()
-
-    @method(name="Verify")
-    @_guarded
-    async def verify(self) -> "asasas":
-        registry = self._service.state.registry
-        protected = [e for e in registry if e.provider.root_only and e.provider.has_kernel_cells]
-        for entry in protected[:1]:
-            await self._service.check_read(entry)
-        report = await asyncio.to_thread(Query(registry).verify)
-        return [report["checked"], report["skipped"], report["differences"]]
-
-
-class ProviderInterface(ServiceInterface):
-    def __init__(self, service: Service, entry: ProviderEntry) -> None:
-        super().__init__(PROVIDER_IFACE)
-        self._service = service
-        self.entry = entry
-
-    @dbus_property(access=PropertyAccess.READ, name="Name")
-    def name_(self) -> "s":
-        return self.entry.provider.name
-
-    @dbus_property(access=PropertyAccess.READ, name="Type")
-    def type_(self) -> "s":
-        return self.entry.provider.type
-
-    @dbus_property(access=PropertyAccess.READ, name="Size")
-    def size(self) -> "t":
-        return self.entry.provider.size
-
-    @dbus_property(access=PropertyAccess.READ, name="ReadOnly")
-    def read_only(self) -> "b":
-        return self.entry.provider.read_only
-
-    @dbus_property(access=PropertyAccess.READ, name="RootOnly")
-    def root_only(self) -> "b":
-        return self.entry.provider.root_only
-
-    @dbus_property(access=PropertyAccess.READ, name="OfNode")
-    def of_node(self) -> "s":
-        return self.entry.provider.of_node or ""
-
-    @dbus_property(access=PropertyAccess.READ, name="Compatible")
-    def compatible(self) -> "as":
-        return list(self.entry.provider.compatible)
-
-    @dbus_property(access=PropertyAccess.READ, name="Cells")
-    def cells(self) -> "ao":
-        return [cell_path(self.entry.name, c.sysfs_name) for c in self.entry.cells]
-
-    @dbus_property(access=PropertyAccess.READ, name="Details")
-    def details(self) -> "a{sv}":
-        """The ``providers --json`` record (schema.PROVIDER_KEYS); redacted for root-only
-        providers (records.redacted_provider_record): properties reach every caller."""
-        return record_variants(redacted_provider_record(self.entry), PROVIDER_KEYS)
-
-    @dbus_property(access=PropertyAccess.READ, name="Validity")
-    def validity(self) -> "aa{sv}":
-        """Checksum status per layout: layout, status (valid/invalid/absent), and for
-        providers that are not root-only expected, found, detail (strings), flag (byte)."""
-        record = redacted_provider_record(self.entry)
-        return [record_variants(v, VALIDITY_KEYS) for v in record["validity"]]
-
-    @method(name="GetDetails")
-    @_guarded
-    async def get_details(self) -> "a{sv}":
-        """The full ``providers --json`` record: the caller must be allowed to read
-        the provider's bytes (AccessDenied otherwise)."""
-        entry = self._service.live_entry(self.entry.name)
-        await self._service.check_read(entry)
-        return record_variants(provider_record(entry), PROVIDER_KEYS)
-
-    @method(name="Read")
-    @_guarded
-    async def read(self, offset: "t", length: "u") -> "ay":
-        if length > MAX_READ:
-            raise InvalidArgumentError(f"length {length} exceeds the limit of {MAX_READ} bytes")
-        entry = self._service.live_entry(self.entry.name)
-        await self._service.check_read(entry)
-        return await asyncio.to_thread(self._service.state.registry.read_provider,
-                                       entry, offset, length)
-
-
-class CellInterface(ServiceInterface):
-    """``org.nvmemd.Nvmem1.Cell``: the definition, never exported.
-
-    :class:`Service` serves it on every cell path through
-    :class:`~nvmemd.dbus_fallback.FallbackInterface`; the members below run
-    with that cell's :class:`CellObject` as ``self`` (the attributes declared
-    here are the ones CellObject carries).
-    """
-
-    _service: Service
-    provider: str
-    cell: CellInfo
-
-    def __init__(self) -> None:
-        super().__init__(CELL_IFACE)
-
-    @dbus_property(access=PropertyAccess.READ, name="Name")
-    def name_(self) -> "s":
-        return self.cell.name
-
-    @dbus_property(access=PropertyAccess.READ, name="SysfsName")
-    def sysfs_name(self) -> "s":
-        return self.cell.sysfs_name
-
-    @dbus_property(access=PropertyAccess.READ, name="Provider")
-    def provider_(self) -> "o":
-        return provider_path(self.provider)
-
-    @dbus_property(access=PropertyAccess.READ, name="Offset")
-    def offset(self) -> "u":
-        return self.cell.offset
-
-    @dbus_property(access=PropertyAccess.READ, name="BitOffset")
-    def bit_offset(self) -> "u":
-        return self.cell.bit_offset
-
-    @dbus_property(access=PropertyAccess.READ, name="NBits")
-    def nbits(self) -> "u":
-        return self.cell.nbits
-
-    @dbus_property(access=PropertyAccess.READ, name="Bytes")
-    def bytes_(self) -> "u":
-        return self.cell.bytes
-
-    @dbus_property(access=PropertyAccess.READ, name="Source")
-    def source(self) -> "s":
-        return self.cell.source
-
-    @dbus_property(access=PropertyAccess.READ, name="OfNode")
-    def of_node(self) -> "s":
-        return self.cell.of_node or ""
-
-    @dbus_property(access=PropertyAccess.READ, name="Consumers")
-    def consumers(self) -> "a(ssu)":
-        """DT nodes referencing this cell: (node, its nvmem-cell-names entry, index)."""
-        from ..consumers import consumer_index
-
-        tree = self._service.state.registry.tree
-        if self.cell.of_node is None:
+    def _children(self, path: str) -> list[str]:
+        """The child node names of *path* in the tree (objects and the nodes above them)."""
+        prefix = "/" if path == "/" else path + "/"
+        if ROOT_PATH.startswith(prefix):
+            return [ROOT_PATH[len(prefix):].split("/", 1)[0]]
+        if path == ROOT_PATH:
+            return ["providers"]
+        if path == PROVIDERS_PATH:
+            return [p[len(_PROVIDERS_PREFIX):] for p in
+                    (provider_path(n) for n in self.providers)]
+        if not path.startswith(_PROVIDERS_PREFIX):
             return []
-        return [[r.node, r.name or "", r.index]
-                for r in consumer_index(tree).get(self.cell.of_node, [])]
+        label, _, rest = path[len(_PROVIDERS_PREFIX):].partition("/")
+        provider = self.objects.get(_PROVIDERS_PREFIX + label)
+        if not isinstance(provider, ProviderObject):
+            return []
+        cells = self.cells.get(provider.entry.name, {})
+        if rest == "":
+            return ["cells"] if cells else []
+        if rest == "cells":
+            start = len(path) + 1
+            return [p[start:] for p in cells]
+        return []
 
-    @method(name="Read")
-    @_guarded
-    async def read(self) -> "ay":
-        entry = self._service.live_entry(self.provider)
-        return await self._service.read_cell(entry, self.cell)
 
-    @method(name="ReadRecord")
-    @_guarded
-    async def read_record(self) -> "a{sv}":
-        """The record of ``nvmemd-query cells --json`` (schema.CELL_KEYS): value as ``ay``,
-        or ``error`` saying why it is unreadable."""
-        entry = self._service.live_entry(self.provider)
-        check_cell_size(self.cell.raw_len, f"{entry.name}:{self.cell.sysfs_name}")
-        query = await self._service.query_for_caller([entry])
-        record = await asyncio.to_thread(query.cell_record_with_value, entry, self.cell)
-        return record_variants(record, CELL_KEYS)
+_STANDARD: Final = (PEER_IFACE, INTROSPECTABLE_IFACE, PROPERTIES_IFACE)
