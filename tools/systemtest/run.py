@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -84,7 +85,7 @@ def prepare_share(share: Path, deb: Path, checks: list[str], repo: Path) -> None
     for f in ("guest-main.sh", "checks.py"):
         shutil.copy2(vmlib.GUEST / f, inp / f)
     (inp / "guest-main.sh").chmod(0o755)
-    meta = __import__("tomllib").loads((repo / "pyproject.toml").read_text())
+    meta = tomllib.loads((repo / "pyproject.toml").read_text())
     config = {
         "checks": checks,
         "version": meta["project"]["version"],
@@ -101,7 +102,7 @@ def main() -> int:
     ap.add_argument("--deb", required=True, type=Path)
     ap.add_argument("--kernel", default="6.12", choices=sorted(vmlib.KERNELS))
     ap.add_argument("--checks", default="", help="comma-separated check names (default: all)")
-    ap.add_argument("--timeout", type=int, default=900, help="whole VM run, seconds")
+    ap.add_argument("--timeout", type=int, default=1500, help="whole VM run, seconds")
     ap.add_argument("--results", type=Path, default=vmlib.REPO / "build" / "systemtest" /
                     "results")
     args = ap.parse_args()

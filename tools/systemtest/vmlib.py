@@ -32,9 +32,11 @@ HOST_PACKAGES = ["qemu-system-arm", "qemu-utils", "debootstrap", "e2fsprogs",
 QEMU_MACHINE = ["-M", "virt", "-cpu", "max,pauth-impdef=on", "-smp", "2", "-m", "2048",
                 "-accel", "tcg,thread=multi"]
 
-# Modules the initramfs needs to mount an ext4 root on virtio-blk (the rest autoloads from
-# the modules disk once udev runs).
-INITRAMFS_MODULES = ["crc16", "mbcache", "jbd2", "crc32c_generic", "ext4", "virtio_blk"]
+# Modules the initramfs loads: those it needs to mount an ext4 root on virtio-blk, and the
+# 9p ones so that the test hook's 9p mount never races udev's coldplug (the rest autoloads
+# from the modules disk once udev runs).
+INITRAMFS_MODULES = ["crc16", "mbcache", "jbd2", "crc32c_generic", "ext4", "virtio_blk",
+                     "9pnet_virtio", "9p"]
 
 
 def cache_dir() -> Path:
