@@ -458,8 +458,10 @@ class SignalLog:
         self.ctx = GLib.MainContext.default()
         self.bus = Gio.bus_get_sync(Gio.BusType.SYSTEM, None)
         self.events: list[tuple[str, str, list[str]]] = []
+        # sender None: only nvmemd's ObjectManager lives at ROOT_PATH, and a well-known
+        # sender name would miss the signals of a restarted daemon
         self.sub = self.bus.signal_subscribe(
-            BUS, "org.freedesktop.DBus.ObjectManager", None, ROOT_PATH, None,
+            None, "org.freedesktop.DBus.ObjectManager", None, ROOT_PATH, None,
             Gio.DBusSignalFlags.NONE, self._on, None)
         self.pump(0.3)
 
@@ -535,10 +537,18 @@ def c_hotplug_unbind() -> None:
     expect(not bad, f"bytes differ after bind: {bad}")
 
 
-def onie_cells() -> set[str]:
-    """Object paths of the cells that come from an ONIE TLV layout (Cell.Source)."""
-    return {p for p, i in managed_objects().items()
-            if "onie" in str(i.get(f"{IFACE}.Cell", {}).get("Source", ""))}
+def onie_provider() -> str:
+    """The provider whose DT node has an onie,tlv-layout (sysfs, not nvmemd)."""
+    for dev in sorted(NVMEM.iterdir()):
+        compat = dev / "of_node" / "nvmem-layout" / "compatible"
+        if compat.exists() and b"onie,tlv-layout" in compat.read_bytes():
+            return dev.name
+    raise CheckFailed("no provider with an onie,tlv-layout")
+
+
+def onie_cells() -> set[tuple[str, str]]:
+    prov = onie_provider()
+    return {k for k in bus_cells() if k[0] == prov}
 
 
 @check("hotplug-layout-module")
@@ -594,8 +604,8 @@ def c_sigkill() -> None:
 def c_activation() -> None:
     sh(["systemctl", "stop", "nvmemd.service"], timeout=120)
     expect(unit_prop("nvmemd.service", "ActiveState") == "inactive", "not inactive after stop")
-    r = sh(["busctl", "--system", "call", BUS, ROOT_PATH, "org.freedesktop.DBus.Peer", "Ping"],
-           timeout=120)
+    r = sh(["busctl", "--system", "--timeout=120", "call", BUS, ROOT_PATH,
+            "org.freedesktop.DBus.Peer", "Ping"], timeout=150)
     expect(r.returncode == 0, "activation call failed")
     expect(unit_prop("nvmemd.service", "ActiveState") == "active",
            "nvmemd.service not active after a bus call")

@@ -5,8 +5,14 @@
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# debootstrap prints nothing while it unpacks and configures (most of the time): show its
+# log on the console, so a slow or stuck build can be told apart
+: > /debootstrap/debootstrap.log
+tail -f /debootstrap/debootstrap.log > /dev/console &
+tailpid=$!
 /debootstrap/debootstrap --second-stage
 rc=$?
+kill $tailpid 2>/dev/null
 # debootstrap unmounts /proc on exit
 mount -t proc proc /proc 2>/dev/null
 if [ $rc = 0 ]; then
@@ -21,6 +27,7 @@ if [ $rc = 0 ]; then
     systemctl enable systest-hook.service
     # keep the journal on disk across the test's reboot (the disk is a qemu snapshot)
     mkdir -p /var/log/journal
+    rm -f /etc/dpkg/dpkg.cfg.d/systest-unsafe-io
     apt-get clean
     rm -rf /var/lib/apt/lists/* /debootstrap
     echo SYSTEST-STAGE2-OK
