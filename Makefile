@@ -88,3 +88,14 @@ deb: .stamp-apt
 .PHONY: record-fixtures
 record-fixtures:
 	$(PYTHON) tools/realkernel/record.py $(if $(KERNELS),--kernels $(KERNELS)) $(CASES)
+
+# System test (issue 14): the .deb on a real booted Debian bookworm arm64 system under qemu
+# (TCG) with Debian's 6.12 kernel and a board DT with NVMEM (tools/systemtest/). Builds its
+# image once into ~/.cache/nvmemd-systemtest (about 15 min), then a few minutes per run.
+# `make system-test CHECKS=hotplug` runs the checks whose names start with "hotplug".
+# Results (PASS/FAIL lines, journal, console) land in build/systemtest/results/.
+SYSTEMTEST_KERNEL ?= 6.12
+.PHONY: system-test
+system-test: setup deb
+	$(PYTHON) tools/systemtest/run.py --kernel $(SYSTEMTEST_KERNEL) --checks "$(CHECKS)" \
+		--deb $$(ls build/deb/nvmemd_*_all.deb)

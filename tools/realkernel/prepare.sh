@@ -93,7 +93,8 @@ grep -q '^vmlinuz=' "$OUT/paths" && grep -q '^moddir=' "$OUT/paths" && grep -q '
 
 # ---- qemu 10 (machine imx8mp-evk) from bookworm-backports, unpacked, not installed ----------
 Q10="$BUILD/qemu10"
-if [ ! -x "$Q10/usr/bin/qemu-system-aarch64" ]; then
+# PREPARE_QEMU10=no skips it (tools/systemtest boots only virt).
+if [ "${PREPARE_QEMU10:-yes}" != no ] && [ ! -x "$Q10/usr/bin/qemu-system-aarch64" ]; then
     mkdir -p "$BUILD/debs-qemu10"
     chmod 0777 "$BUILD/debs-qemu10" 2>/dev/null || true
     rm -f "$BUILD"/debs-qemu10/*.deb
@@ -101,7 +102,7 @@ if [ ! -x "$Q10/usr/bin/qemu-system-aarch64" ]; then
     rm -rf "$Q10"; mkdir -p "$Q10"
     dpkg-deb -x "$BUILD"/debs-qemu10/qemu-system-arm_*.deb "$Q10"
 fi
-"$Q10/usr/bin/qemu-system-aarch64" -M help | grep -q imx8mp-evk
+[ "${PREPARE_QEMU10:-yes}" = no ] || "$Q10/usr/bin/qemu-system-aarch64" -M help | grep -q imx8mp-evk
 
 # ---- out-of-tree modules --------------------------------------------------------------
 OOT="$OUT/oot-$KREL"
