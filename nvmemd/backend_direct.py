@@ -135,10 +135,12 @@ class DirectBackend:
                     report["differences"].append(
                         f"{p.name}: {name}: kernel {theirs.hex()} != nvmemd {mine.hex()}")
             report["checked"].append(f"{p.name}: {len(kernel)} kernel cell(s)")
-        # what another kernel would do differently (legacy cells, read bounds)
+        return report
+
+    def findings(self) -> list[str]:
+        """What another kernel would do differently (legacy cells, read bounds)."""
         from .findings import kernel_findings
 
-        report["findings"] = [f.message for f in kernel_findings(self.registry)]
-        return report
+        return [f.message for f in kernel_findings(self.registry)]
 
 

@@ -119,8 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=_int, default=0)
     p.add_argument("--length", type=_int, default=None, help="default: to the end")
 
-    sub.add_parser("verify", parents=[common],
-                   help="compare with the kernel's cells/ directories (6.8+)")
+    p = sub.add_parser("verify", parents=[common],
+                       help="compare with the kernel's cells/ directories (6.8+)")
+    p.add_argument("--findings", action="store_true",
+                   help="also what other kernel versions would do differently "
+                        "(computed locally: implies --direct)")
 
     p = sub.add_parser("wait", help="wait until a cell is published (exit 7 on timeout)")
     p.add_argument("spec", help="as for get")
@@ -241,7 +244,7 @@ def _dbus_backend(args: argparse.Namespace) -> Any:
     than ``/`` is given (the daemon reads the real system).
     """
     explicit = bool(args.address or args.session)
-    if args.direct:  # --direct forces sysfs, whatever else is given
+    if args.direct or getattr(args, "findings", False):  # --direct forces sysfs
         return None
     if not explicit:
         sysroot = args.sysroot or os.environ.get("NVMEMD_SYSROOT")
@@ -362,6 +365,8 @@ def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
 
     if args.command == "verify":
         report = backend.verify()
+        if args.findings:  # direct back end only (_dbus_backend)
+            report["findings"] = backend.findings()
         if args.json:
             _print_json(out, report)
         else:
@@ -371,7 +376,7 @@ def dispatch(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
                 out.write(f"skipped {line}\n".encode())
             for line in report["differences"]:
                 out.write(f"DIFFERENCE {line}\n".encode())
-            for line in report.get("findings", []):  # direct backend only
+            for line in report.get("findings", []):
                 out.write(f"FINDING {line}\n".encode())
             if not report["checked"]:
                 out.write(b"nothing to verify: no provider has a kernel cells/ directory "
