@@ -6,9 +6,6 @@ nvmemd exception classes before deciding whether to import the bus library.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
-
 from ..errors import (
     AccessDeniedError,
     ConfigError,
@@ -23,7 +20,8 @@ from ..errors import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up, issue 12)
 if TYPE_CHECKING:
-    from typing import Final
+    from collections.abc import Sequence
+    from typing import Any, Final
 
 BUS_NAME: Final = "org.nvmemd.Nvmem1"
 ROOT_PATH: Final = "/org/nvmemd/Nvmem1"
