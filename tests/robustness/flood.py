@@ -4,6 +4,10 @@
 keeps CONCURRENCY ``Provider.Read(OFFSET, LENGTH)`` calls in flight on PATH for
 SECONDS and prints one JSON line: ``{"ok": n, "errors": {name: count}, "calls_per_s": x}``.
 
+``python -m tests.robustness.flood --flood ADDRESS SECONDS CONCURRENCY PATH IFACE MEMBER
+SIG JSON-ARGS`` does the same with any call (``GetManagedObjects``, ``Properties.GetAll``…);
+its line also has ``"messages": {name: first error text}``.
+
 ``python -m tests.robustness.flood --bystander ADDRESS SECONDS PATH`` calls
 ``Cell.Read`` on PATH one at a time for SECONDS and prints
 ``{"ok": n, "errors": {...}, "latencies_ms": [...]}`` (one per call).
@@ -30,10 +34,13 @@ CELL = "org.nvmemd.Nvmem1.Cell"
 
 
 async def flood(address: str, seconds: float, concurrency: int, path: str, offset: int,
-                length: int) -> dict[str, Any]:
+                length: int, iface: str = PROVIDER, member: str = "Read", signature: str = "tu",
+                args: list[Any] | None = None) -> dict[str, Any]:
     bus = await MessageBus(bus_address=address).connect()
     ok = 0
     errors: dict[str, int] = {}
+    messages: dict[str, str] = {}
+    body = [offset, length] if args is None else args
     deadline = time.monotonic() + seconds
     start = time.monotonic()
 
@@ -42,8 +49,8 @@ async def flood(address: str, seconds: float, concurrency: int, path: str, offse
         while time.monotonic() < deadline:
             try:
                 reply = await asyncio.wait_for(bus.call(Message(
-                    destination=NAME, path=path, interface=PROVIDER, member="Read",
-                    signature="tu", body=[offset, length])), 30)
+                    destination=NAME, path=path, interface=iface, member=member,
+                    signature=signature, body=body)), 30)
             except Exception as e:  # the daemon went away, a timeout
                 key = type(e).__name__
                 errors[key] = errors.get(key, 0) + 1
@@ -52,13 +59,16 @@ async def flood(address: str, seconds: float, concurrency: int, path: str, offse
             if reply is None or reply.message_type != MessageType.METHOD_RETURN:
                 key = str(reply.error_name) if reply is not None else "no reply"
                 errors[key] = errors.get(key, 0) + 1
+                if reply is not None and reply.body:
+                    messages.setdefault(key, str(reply.body[0])[:200])
             else:
                 ok += 1
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.monotonic() - start
     bus.disconnect()
-    return {"ok": ok, "errors": errors, "calls_per_s": round(ok / elapsed, 1)}
+    return {"ok": ok, "errors": errors, "calls_per_s": round(ok / elapsed, 1),
+            "messages": messages}
 
 
 async def bystander(address: str, seconds: float, path: str) -> dict[str, Any]:
@@ -112,7 +122,11 @@ def main() -> int:
         print(json.dumps(asyncio.run(call(address, path, iface, member, signature,
                                           json.loads(args)))), flush=True)
         return 0
-    if sys.argv[1] == "--bystander":
+    if sys.argv[1] == "--flood":
+        address, seconds, conc, path, iface, member, signature, args = sys.argv[2:10]
+        out = asyncio.run(flood(address, float(seconds), int(conc), path, 0, 0, iface, member,
+                                signature, json.loads(args)))
+    elif sys.argv[1] == "--bystander":
         address, seconds, path = sys.argv[2:5]
         out = asyncio.run(bystander(address, float(seconds), path))
     else:
