@@ -253,9 +253,19 @@ def _print_json(out: BinaryIO, data: Any) -> None:
     out.write(json.dumps(data, indent=2, ensure_ascii=False).encode() + b"\n")
 
 
+#: C0 controls, DEL and C1 controls (ESC and CSI start terminal escape sequences).
+_CONTROLS: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+
+
+def printable(text: str) -> str:
+    """*text* safe for a terminal: control characters as ``\\xNN`` (names come from media)."""
+    return text.translate(_CONTROLS)
+
+
 def _table(out: BinaryIO, rows: list[list[str]]) -> None:
     if not rows:
         return
+    rows = [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -279,7 +289,7 @@ def _text_column(value: str | None) -> str:
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(f"nvmemd-query: {message}\n")
+    sys.stderr.write(f"nvmemd-query: {printable(message)}\n")
 
 
 def hexdump(data: bytes, base: int) -> bytes:
@@ -390,7 +400,8 @@ Command = Callable[["Backend", argparse.Namespace, BinaryIO], int]
 def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     providers = backend.providers()
     if args.names:
-        out.write("".join(f"{p['name']}\n" for p in providers).encode())
+        out.write("".join(printable(p["name"]) + "\n" for p in providers).encode(
+            "utf-8", "backslashreplace"))
         return EXIT_OK
     if args.json:
         _print_json(out, providers)
@@ -405,7 +416,8 @@ def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> 
     _table(out, rows)
     for p in providers:
         for note in p.get("notes", [])[1:]:
-            out.write(f"{p['name']}: {note}\n".encode("utf-8", "backslashreplace"))
+            out.write(printable(f"{p['name']}: {note}").encode("utf-8", "backslashreplace")
+                      + b"\n")
     for p in providers:
         for err in p.get("errors", []):
             _warn(err)
@@ -415,7 +427,7 @@ def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> 
 def cmd_cells(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     cells = backend.cells(args.provider)
     if args.names:
-        out.write("".join(f"{c['provider']}/{c['name']}\n" for c in cells).encode(
+        out.write("".join(printable(f"{c['provider']}/{c['name']}") + "\n" for c in cells).encode(
             "utf-8", "backslashreplace"))
         return EXIT_OK
     if args.json:
