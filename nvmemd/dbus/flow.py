@@ -41,7 +41,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from dbus_fast import DBusError, Message, MessageType
+from dbus_fast import DBusError, Message, MessageType, Variant
 
 from ..limits import MAX_REPLY_BYTES, RateLimitedLog, quote
 from .fallback import expects_reply
@@ -252,7 +252,36 @@ def _log_unsendable(msg: Message, e: Exception) -> None:
                         type(e).__name__, quote(str(e), 120))
 
 
+def _marshals_utf8_lengths() -> bool:
+    """False for dbus-fast's marshallers that write a string's length in characters
+    instead of bytes (1.84.2, Debian bookworm): any non-ASCII ``str`` then makes a
+    malformed message, and the bus drops the connection that sent it."""
+    msg = Message(message_type=MessageType.SIGNAL, path="/", interface="a.b", member="C",
+                  signature="s", body=["\u00e9"])
+    return b"\x02\x00\x00\x00\xc3\xa9\x00" in msg._marshall(False)
+
+
+def _all_ascii(value: Any) -> bool:
+    """Whether every string in a message body is ASCII (for the marshallers above)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii():
+                return False
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, Variant):
+            stack.append(v.value)
+    return True
+
+
 def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
+    utf8_lengths = _marshals_utf8_lengths()
+
     class SafeWriter(base):  # type: ignore[misc]
         """dbus-fast's writer, patient with a full socket (see the module docstring)."""
 
@@ -287,6 +316,8 @@ def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
             key = (msg.destination or "", msg.reply_serial) if reply else None
             fds = list(msg.unix_fds) if msg.unix_fds else None
             try:
+                if not utf8_lengths and not _all_ascii(msg.body):
+                    raise UnicodeError("this dbus-fast marshals non-ASCII strings wrongly")
                 buf = msg._marshall(self.negotiate_unix_fd)
             except Exception as e:
                 _log_unsendable(msg, e)
