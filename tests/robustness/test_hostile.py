@@ -285,3 +285,24 @@ def test_standard_interfaces_under_the_call_limits(start_daemon: StartDaemon,
     assert peak[0] < 150 * 1024, peak
     assert "Traceback" not in daemon.log()
     assert daemon.call(ROOT, MANAGER, "ListProviders")
+
+
+def test_truncated_after_scan_over_dbus(daemon: Daemon, demo_copy: Path) -> None:
+    """A provider truncated after the scan: reads report its current size; after the
+    rescan (Reload here; a udev 'change' event on a live system) so does Size."""
+    ocotp = demo_copy / "sys/devices/platform/soc@0/30350000.efuse/imx-ocotp0/nvmem"
+    os.truncate(ocotp, 16)
+    path = ROOT + "/providers/imx_2docotp0"
+    out = _call(daemon, OCOTP_MAC, CELL, "Read")
+    assert out["error"], out
+    assert "(16 bytes)" in str(out["message"]), out
+    out = _call(daemon, path, PROVIDER, "Read", "tu", [32, 16])
+    assert out["error"] == "org.nvmemd.Nvmem1.Error.InvalidArgument", out
+    assert "(16 bytes)" in str(out["message"]), out
+    data = daemon.call(path, PROVIDER, "Read", "tu", "0", "64")[0]
+    assert len(data) == 16
+    daemon.call(ROOT, MANAGER, "Reload")
+    size = daemon.call(path, "org.freedesktop.DBus.Properties", "Get", "ss", PROVIDER,
+                       "Size")[0]["data"]
+    assert size == 16
+    assert daemon.proc.poll() is None
