@@ -8,6 +8,10 @@ SECONDS and prints one JSON line: ``{"ok": n, "errors": {name: count}, "calls_pe
 SIG JSON-ARGS`` does the same with any call (``GetManagedObjects``, ``Properties.GetAll``…);
 its line also has ``"messages": {name: first error text}``.
 
+``python -m tests.robustness.flood --vanish ADDRESS N BATCH PATH`` opens N connections,
+BATCH at a time; each sends ``Provider.Read(0, 16)`` on PATH and disconnects at once,
+before nvmemd can look its caller up.  Prints ``{"sent": n}``.
+
 ``python -m tests.robustness.flood --bystander ADDRESS SECONDS PATH`` calls
 ``Cell.Read`` on PATH one at a time for SECONDS and prints
 ``{"ok": n, "errors": {...}, "latencies_ms": [...]}`` (one per call).
@@ -114,6 +118,24 @@ async def call(address: str, path: str, iface: str, member: str, signature: str,
     return {"error": None, "size": len(repr(reply.body)), "seconds": elapsed}
 
 
+async def vanish(address: str, n: int, batch: int, path: str) -> dict[str, Any]:
+    sent = 0
+
+    async def one() -> None:
+        nonlocal sent
+        bus = await MessageBus(bus_address=address).connect()
+        bus.send(Message(destination=NAME, path=path, interface=PROVIDER, member="Read",
+                         signature="tu", body=[0, 16]))
+        await asyncio.sleep(0)  # written, not answered
+        bus.disconnect()
+        sent += 1
+
+    for start in range(0, n, batch):
+        await asyncio.gather(*(one() for _ in range(min(batch, n - start))),
+                             return_exceptions=True)
+    return {"sent": sent}
+
+
 def main() -> int:
     if sys.argv[1] == "--call":
         address, path, iface, member, signature, args = sys.argv[2:8]
@@ -122,7 +144,10 @@ def main() -> int:
         print(json.dumps(asyncio.run(call(address, path, iface, member, signature,
                                           json.loads(args)))), flush=True)
         return 0
-    if sys.argv[1] == "--flood":
+    if sys.argv[1] == "--vanish":
+        address, n, batch, path = sys.argv[2:6]
+        out = asyncio.run(vanish(address, int(n), int(batch), path))
+    elif sys.argv[1] == "--flood":
         address, seconds, conc, path, iface, member, signature, args = sys.argv[2:10]
         out = asyncio.run(flood(address, float(seconds), int(conc), path, 0, 0, iface, member,
                                 signature, json.loads(args)))

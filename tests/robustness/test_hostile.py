@@ -306,3 +306,23 @@ def test_truncated_after_scan_over_dbus(daemon: Daemon, demo_copy: Path) -> None
                        "Size")[0]["data"]
     assert size == 16
     assert daemon.proc.poll() is None
+
+
+def test_vanishing_callers_bounded_log(daemon: Daemon) -> None:
+    """900 nobody connections each ask for a root-only provider's bytes and disconnect
+    at once: nvmemd cannot identify them (the bus has forgotten them), says so in a
+    bounded number of lines (nvmemd.limits.RateLimitedLog: 5 per 10 s plus one
+    "suppressed" line), keeps answering and keeps its memory."""
+    before = rss_kib(daemon.proc.pid)
+    out = _result(_client("--vanish", daemon.bus.address, "900", "150",
+                          ROOT + "/providers/board_2deeprom1"))
+    assert int(out["sent"]) >= 850, out  # type: ignore[call-overload]
+    assert daemon.call(ROOT, MANAGER, "ListProviders")  # the queue has been worked off
+    assert daemon.proc.poll() is None, daemon.log()
+    log = daemon.log()
+    lines = [line for line in log.splitlines() if "cannot identify caller" in line]
+    assert 1 <= len(lines) <= 5, lines  # one burst within the test's 10 s window
+    assert "Traceback" not in log
+    assert all(len(line) < 300 for line in lines), lines
+    assert rss_kib(daemon.proc.pid) - before < 32 * 1024
+    assert _call(daemon, OCOTP_MAC, CELL, "Read")["error"] is None
