@@ -4,7 +4,8 @@
 For the demo board and a generated 1000-provider board: the daemon's VmRSS at
 idle, then FLOODERS client connections each keeping CONCURRENCY
 ``Provider.Read(0, LENGTH)`` calls in flight on a world-readable provider for
-SECONDS, while a bystander connection calls ``Cell.Read`` every 20 ms.  Prints
+SECONDS, while a bystander connection calls ``Cell.Read`` every 20 ms.  ``--call
+GetManagedObjects`` floods with that instead.  Prints
 calls/s served to the flood, refused calls (LimitsExceeded), the bystander's
 p50/p99/max latency and errors, the daemon's peak VmRSS / VmHWM and whether it
 survived.  ``--code DIR`` runs the daemon from another source tree (the
@@ -60,8 +61,13 @@ def run(board: str, sysroot: Path, provider: str, cell: str, args: argparse.Name
                 time.sleep(0.1)
 
         threading.Thread(target=sample, daemon=True).start()
-        floods = [client(bus.address, str(args.seconds), str(args.concurrency), provider, "0",
-                         str(args.length)) for _ in range(args.flooders)]
+        if args.call == "GetManagedObjects":
+            floods = [client("--flood", bus.address, str(args.seconds), str(args.concurrency),
+                             "/org/nvmemd/Nvmem1", "org.freedesktop.DBus.ObjectManager",
+                             "GetManagedObjects", "", "[]") for _ in range(args.flooders)]
+        else:
+            floods = [client(bus.address, str(args.seconds), str(args.concurrency), provider,
+                             "0", str(args.length)) for _ in range(args.flooders)]
         by = client("--bystander", bus.address, str(args.seconds), cell)
         results = [json.loads(p.communicate(timeout=300)[0].splitlines()[-1]) for p in floods]
         bystander = json.loads(by.communicate(timeout=300)[0].splitlines()[-1])
@@ -73,8 +79,9 @@ def run(board: str, sysroot: Path, provider: str, cell: str, args: argparse.Name
         for r in results:
             for k, v in r["errors"].items():
                 errors[k] = errors.get(k, 0) + v
-        print(f"{board}: {args.flooders}×{args.concurrency} Provider.Read({args.length}) "
-              f"for {args.seconds} s")
+        what = (args.call if args.call == "GetManagedObjects"
+                else f"Provider.Read({args.length})")
+        print(f"{board}: {args.flooders}×{args.concurrency} {what} for {args.seconds} s")
         survived = "yes" if alive else f"NO (exit {daemon.proc.returncode})"
         print(f"  daemon survived: {survived}")
         print(f"  flood calls served: {sum(r['ok'] for r in results)} "
@@ -97,6 +104,8 @@ def main() -> int:
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--length", type=int, default=65536)
     ap.add_argument("--code", metavar="DIR", help="run the daemon from this source tree")
+    ap.add_argument("--call", choices=("Read", "GetManagedObjects"), default="Read",
+                    help="what the flooders call (default: Provider.Read)")
     ap.add_argument("--boards", default="demo,1000")
     args = ap.parse_args()
     print_machine("flood")

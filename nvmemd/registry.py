@@ -143,7 +143,7 @@ class Registry:
         if len(raw) < cell.raw_len:
             raise ProviderIOError(
                 f"{p.name}: cell {cell.sysfs_name} ({cell.raw_len} bytes at {cell.offset:#x}) "
-                f"extends past the end of the provider ({p.size} bytes)"
+                f"extends past the end of the provider ({self.current_size(entry)} bytes)"
             )
         try:
             return decode_cell(cell, raw, cell_id, index)
@@ -154,14 +154,23 @@ class Registry:
         except NvmemError as e:
             raise ProviderIOError(f"{p.name}: cell {cell.sysfs_name}: {e}") from None
 
+    def current_size(self, entry: ProviderEntry) -> int:
+        """The size of the provider's nvmem file now: it may have changed since the
+        scan (the rescan that follows a udev 'change' event catches up)."""
+        try:
+            return self.sysroot.stat_file(entry.provider.nvmem_path).st_size
+        except OSError:
+            return entry.provider.size
+
     def read_provider(self, entry: ProviderEntry, offset: int, length: int) -> bytes:
         p = entry.provider
         if offset < 0 or length < 0:
             raise InvalidArgumentError("offset and length must not be negative")
-        if offset > p.size:
+        size = self.current_size(entry)
+        if offset > size:
             raise InvalidArgumentError(f"offset {offset:#x} is past the end of {p.name} "
-                                       f"({p.size} bytes)")
-        length = min(length, p.size - offset)
+                                       f"({size} bytes)")
+        length = min(length, size - offset)
         return read_range(self.sysroot, p.name, p.nvmem_path, offset, length, entry.rules.access)
 
 

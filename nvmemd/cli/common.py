@@ -73,8 +73,17 @@ def describe_os_error(error: OSError) -> str:
     return f"{error.filename}: {what}" if error.filename is not None else what
 
 
+#: C0 controls, DEL and C1 controls (ESC and CSI start terminal escape sequences).
+_CONTROLS: Final = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+
+
+def printable(text: str) -> str:
+    """*text* safe for a terminal: control characters as ``\\xNN`` (names come from media)."""
+    return text.translate(_CONTROLS)
+
+
 def warn(message: str) -> None:
-    sys.stderr.write(f"nvmemd-query: {message}\n")
+    sys.stderr.write(f"nvmemd-query: {printable(message)}\n")
 
 
 def print_json(out: BinaryIO, data: Any) -> None:

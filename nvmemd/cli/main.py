@@ -33,6 +33,7 @@ from .common import (  # noqa: F401  (exit codes and helpers: nvmemd.cli.main's 
     exit_code_for_os_error,
     guarded,
     open_backend,
+    printable,
     setup_logging,
 )
 from .common import print_json as _print_json
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _table(out: BinaryIO, rows: list[list[str]]) -> None:
     if not rows:
         return
+    rows = [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         line = "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
@@ -256,7 +258,8 @@ Command = Callable[["Backend", argparse.Namespace, BinaryIO], int]
 def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     providers = backend.providers()
     if args.names:
-        out.write("".join(f"{p['name']}\n" for p in providers).encode())
+        out.write("".join(printable(p["name"]) + "\n" for p in providers).encode(
+            "utf-8", "backslashreplace"))
         return EXIT_OK
     if args.json:
         _print_json(out, providers)
@@ -271,7 +274,8 @@ def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> 
     _table(out, rows)
     for p in providers:
         for note in p.get("notes", [])[1:]:
-            out.write(f"{p['name']}: {note}\n".encode("utf-8", "backslashreplace"))
+            out.write(printable(f"{p['name']}: {note}").encode("utf-8", "backslashreplace")
+                      + b"\n")
     for p in providers:
         for err in p.get("errors", []):
             _warn(err)
@@ -281,7 +285,7 @@ def cmd_providers(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> 
 def cmd_cells(backend: Backend, args: argparse.Namespace, out: BinaryIO) -> int:
     cells = backend.cells(args.provider)
     if args.names:
-        out.write("".join(f"{c['provider']}/{c['name']}\n" for c in cells).encode(
+        out.write("".join(printable(f"{c['provider']}/{c['name']}") + "\n" for c in cells).encode(
             "utf-8", "backslashreplace"))
         return EXIT_OK
     if args.json:

@@ -36,12 +36,12 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-from dbus_fast import DBusError, Message, MessageFlag, Variant
+from dbus_fast import DBusError, Message, Variant
 from dbus_fast.service import ServiceInterface
 
 from ..errors import InvalidArgumentError, NvmemError
 from ..limits import check_arguments, quote
-from .flow import LIMITER
+from .flow import LIMITER, expects_reply
 from .names import (
     ERROR_FAILED,
     ERROR_INVALID_ARGS,
@@ -56,10 +56,6 @@ from .names import (
 log = logging.getLogger(__name__)
 
 _PROPERTY_METHODS: Final = {"Get": "ss", "Set": "ssv", "GetAll": "s"}
-
-
-def expects_reply(msg: Message) -> bool:
-    return not msg.flags & MessageFlag.NO_REPLY_EXPECTED
 
 
 def error_reply(msg: Message, exc: BaseException) -> Message:

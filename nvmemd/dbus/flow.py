@@ -1,15 +1,19 @@
 """Backpressure: bounded work per caller and in total, and a write path that survives EAGAIN.
 
-Two parts:
+Three parts:
 
-- :class:`CallLimiter` admits a method call only while its caller has fewer
-  than ``per_sender + per_sender_queue`` calls admitted and everyone together
-  fewer than ``total + total_queue``; beyond that the call is answered at once
-  with ``org.freedesktop.DBus.Error.LimitsExceeded``.  Admitted calls run at
-  most ``per_sender`` at a time per caller (a semaphore each) and ``total`` at a
-  time overall, and none starts while more than :data:`WRITE_HIGH_WATER` bytes
-  of replies are waiting for the socket: a flood slows itself down instead of
-  growing the daemon's queues.
+- :meth:`CallLimiter.gate` is the first message handler of the bus: *every*
+  incoming method call — nvmemd's own methods, the cells served by the
+  fallback dispatcher, ``GetManagedObjects``, ``Properties.Get``/``GetAll``,
+  ``Introspect``, ``Peer`` — is admitted only while its caller has fewer than
+  ``per_sender + per_sender_queue`` calls whose reply has not yet left for the
+  bus, and everyone together fewer than ``total + total_queue``; beyond that
+  the call is answered at once with ``org.freedesktop.DBus.Error.LimitsExceeded``.
+  While more than :data:`WRITE_HIGH_WATER` bytes of replies wait for the
+  socket, admitted calls wait (round robin over callers) instead of being
+  answered: a flood slows itself down instead of growing the reply queue.
+- :meth:`CallLimiter.slot` (coroutine methods, through ``FallbackInterface.call``): at most
+  ``per_sender`` of a caller's methods run at once and ``total`` overall.
 - :func:`install_safe_writer`: dbus-fast's ``_MessageWriter.write_callback``
   (1.84.2 in Debian bookworm up to at least 5.2 on PyPI) catches *every*
   exception of ``socket.send()`` — ``BlockingIOError`` (EAGAIN) included, which
@@ -18,24 +22,29 @@ Two parts:
   faster than the bus daemon reads them.  The writer instance gets a subclass
   whose ``write_callback`` waits for the socket to become writable again; it
   also takes messages first in, first out (1.84.2 pops the newest first),
-  counts the bytes queued, and answers a reply too large for the bus with an
-  error instead of sending it (:data:`MAX_REPLY_BYTES`).  The subclass is
-  installed only when the writer has the attributes it relies on; otherwise a
-  warning is logged and dbus-fast's writer stays.
+  counts the bytes queued, releases a call's admission once its reply is
+  written, answers a reply too large for the bus (:data:`MAX_REPLY_BYTES`) or
+  one that cannot be marshalled (a ``str`` that is not UTF-8, a wrong type)
+  with a plain error instead of sending it.  The subclass is installed only
+  when the writer has the attributes it relies on; otherwise a warning is
+  logged and dbus-fast's writer stays.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-from dbus_fast import DBusError, Message, MessageType
+from dbus_fast import DBusError, Message, MessageFlag, MessageType, Variant
 
-from ..limits import MAX_REPLY_BYTES
+from ..limits import MAX_REPLY_BYTES, RateLimitedLog, quote
+from .names import ERROR_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +66,23 @@ _WRITER_ATTRS: Final = ("messages", "buf", "offset", "unix_fds", "fut", "sock", 
                         "bus", "negotiate_unix_fd", "write_callback", "buffer_message")
 
 
+#: A call is "admitted" from its arrival until its reply is written; one whose
+#: reply never came (a handler that hung past any client's timeout) stops
+#: counting after this many seconds, so a leak cannot lock callers out for good.
+CALL_TTL: Final = 120.0
+
+#: (caller's unique name, serial of its call)
+CallKey = tuple[str, int]
+
+
+
+def expects_reply(msg: Message) -> bool:
+    """The caller wants an answer (no ``NO_REPLY_EXPECTED`` flag)."""
+    return not msg.flags & MessageFlag.NO_REPLY_EXPECTED
+
+
 class CallLimiter:
-    """Per-caller and global bounds on method calls (see the module docstring)."""
+    """Per-caller and global bounds on incoming calls (see the module docstring)."""
 
     def __init__(self, per_sender: int = PER_SENDER, per_sender_queue: int = PER_SENDER_QUEUE,
                  total: int = TOTAL, total_queue: int = TOTAL_QUEUE) -> None:
@@ -69,9 +93,118 @@ class CallLimiter:
         self._total = total
         self._admitted = 0
         self._per: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        #: Calls admitted by gate() and not answered yet: key → (count, since).
+        self._calls: dict[CallKey, tuple[int, float]] = {}
+        self._calls_per: dict[str, int] = {}
+        self._calls_total = 0
+        #: Admitted calls waiting for the reply queue to drain, per caller (round robin).
+        self._deferred: dict[str, collections.deque[Message]] = {}
+        self._redispatch: CallKey | None = None
+        self._pump: asyncio.Task[None] | None = None
         #: The bus whose write queue paces the calls (set by install_safe_writer).
         self.writer: Any = None
+        self.bus: Any = None
         self.rejected = 0
+
+    # --- every call: admission until the reply is written -------------------------------
+
+    def gate(self, msg: Message) -> Message | bool | None:
+        """Message handler, first in the chain: admit, defer or refuse a method call."""
+        if msg.message_type is not MessageType.METHOD_CALL:
+            return None
+        sender = msg.sender or ""
+        key = (sender, msg.serial)
+        if key == self._redispatch:
+            return None  # a deferred call, admitted already: dispatch it now
+        if not self._admit(key):
+            self.rejected += 1
+            if not expects_reply(msg):
+                return True
+            return Message.new_error(msg, ERROR_LIMITS_EXCEEDED,
+                                     "too many calls in progress; retry later")
+        if not expects_reply(msg):
+            # No reply will release it: it counts until it has been dispatched.
+            asyncio.get_running_loop().call_soon(self.release, key)
+        writer = self.writer
+        if self._deferred or (writer is not None and writer.pending_bytes > WRITE_HIGH_WATER):
+            self._deferred.setdefault(sender, collections.deque()).append(msg)
+            if self._pump is None or self._pump.done():
+                self._pump = asyncio.get_running_loop().create_task(self._run_deferred())
+            return True
+        return None
+
+    def _admit(self, key: CallKey) -> bool:
+        sender = key[0]
+        if self._calls_per.get(sender, 0) >= self.per_sender_max:
+            return False
+        if self._calls_total >= self.total_max:
+            self._expire()
+            if self._calls_total >= self.total_max:
+                return False
+        count, since = self._calls.get(key, (0, time.monotonic()))
+        self._calls[key] = (count + 1, since)
+        self._calls_per[sender] = self._calls_per.get(sender, 0) + 1
+        self._calls_total += 1
+        return True
+
+    def release(self, key: CallKey | None) -> None:
+        """The reply to *key* has been written (or none will be): it stops counting."""
+        if key is None:
+            return
+        known = self._calls.get(key)
+        if known is None:
+            return
+        count, since = known
+        if count > 1:
+            self._calls[key] = (count - 1, since)
+        else:
+            del self._calls[key]
+        self._calls_total -= 1
+        left = self._calls_per.get(key[0], 1) - 1
+        if left > 0:
+            self._calls_per[key[0]] = left
+        else:
+            self._calls_per.pop(key[0], None)
+
+    def _expire(self) -> None:
+        deadline = time.monotonic() - CALL_TTL
+        for key, (count, since) in list(self._calls.items()):
+            if since > deadline:
+                break  # insertion order: the rest are newer
+            for _ in range(count):
+                self.release(key)
+
+    def in_progress(self, sender: str | None = None) -> int:
+        """Admitted calls not answered yet (of *sender*, or of everybody)."""
+        if sender is None:
+            return self._calls_total
+        return self._calls_per.get(sender, 0)
+
+    async def _run_deferred(self) -> None:
+        """Dispatch deferred calls one at a time, one caller after the other, each
+        once the reply queue is below the high-water mark."""
+        while self._deferred:
+            writer = self.writer
+            if writer is not None and writer.pending_bytes > WRITE_HIGH_WATER:
+                await writer.drained()
+                continue
+            sender, queue = next(iter(self._deferred.items()))
+            msg = queue.popleft()
+            del self._deferred[sender]
+            if queue:
+                self._deferred[sender] = queue  # to the back of the round
+            if self.bus is None or not self.bus.connected:
+                continue
+            self._redispatch = (msg.sender or "", msg.serial)
+            try:
+                self.bus._process_message(msg)
+            except Exception:
+                log.exception("dispatching a deferred call failed")
+            finally:
+                self._redispatch = None
+            await asyncio.sleep(0)
+
+    # --- methods: how many run at once --------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def slot(self, sender: str | None) -> AsyncIterator[None]:
@@ -107,17 +240,58 @@ class CallLimiter:
 LIMITER = CallLimiter()
 
 
-def _error_for(msg: Message, text: str) -> Message:
+def _error_for(msg: Message, name: str, text: str) -> Message:
+    """An error in place of reply *msg* (same destination and reply serial)."""
     return Message(message_type=MessageType.ERROR, destination=msg.destination,
                    reply_serial=msg.reply_serial, serial=msg.serial,
-                   error_name=ERROR_LIMITS_EXCEEDED, signature="s", body=[text])
+                   error_name=name, signature="s", body=[text])
 
 
-def _safe_writer_class(base: Any) -> type:
+_unsendable = RateLimitedLog(log)
+
+
+def _log_unsendable(msg: Message, e: Exception) -> None:
+    """One short line: which message, and the exception's class (no traceback, no value)."""
+    what = f"{msg.message_type.name} {msg.member or msg.error_name or ''}".strip()
+    _unsendable.warning("cannot encode a %s to %s: %s: %s", what, quote(msg.destination or "-"),
+                        type(e).__name__, quote(str(e), 120))
+
+
+def _marshals_utf8_lengths() -> bool:
+    """False for dbus-fast's marshallers that write a string's length in characters
+    instead of bytes (1.84.2, Debian bookworm): any non-ASCII ``str`` then makes a
+    malformed message, and the bus drops the connection that sent it."""
+    msg = Message(message_type=MessageType.SIGNAL, path="/", interface="a.b", member="C",
+                  signature="s", body=["\u00e9"])
+    return b"\x02\x00\x00\x00\xc3\xa9\x00" in msg._marshall(False)
+
+
+def _all_ascii(value: Any) -> bool:
+    """Whether every string in a message body is ASCII (for the marshallers above)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if not v.isascii():
+                return False
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, Variant):
+            stack.append(v.value)
+    return True
+
+
+def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
+    utf8_lengths = _marshals_utf8_lengths()
+
     class SafeWriter(base):  # type: ignore[misc]
         """dbus-fast's writer, patient with a full socket (see the module docstring)."""
 
         buf: memoryview | None
+        key: CallKey | None = None
         pending_bytes = 0
         _drain_waiters: list[asyncio.Future[None]] | None = None
 
@@ -143,22 +317,37 @@ def _safe_writer_class(base: Any) -> type:
             super().schedule_write(msg, future)
 
         def buffer_message(self, msg: Message, future: Any = None) -> None:
-            buf = msg._marshall(self.negotiate_unix_fd)
+            reply = msg.message_type in (MessageType.METHOD_RETURN, MessageType.ERROR)
+            key = (msg.destination or "", msg.reply_serial) if reply else None
+            fds = list(msg.unix_fds) if msg.unix_fds else None
+            try:
+                if not utf8_lengths and not _all_ascii(msg.body):
+                    raise UnicodeError("this dbus-fast marshals non-ASCII strings wrongly")
+                buf = msg._marshall(self.negotiate_unix_fd)
+            except Exception as e:
+                _log_unsendable(msg, e)
+                if msg.message_type is MessageType.METHOD_CALL:
+                    raise  # nvmemd's own call (credentials, polkit): its caller sees it
+                if not reply:  # a signal: dropped
+                    if future is not None and not future.done():
+                        future.set_result(None)
+                    return
+                buf = _error_for(msg, ERROR_FAILED, "the reply could not be encoded")._marshall(
+                    self.negotiate_unix_fd)
+                fds = None
             if len(buf) > MAX_REPLY_BYTES:
                 what = f"{msg.message_type.name} {msg.member or ''}".strip()
                 log.warning("not sending a %s of %d bytes (limit %d)", what, len(buf),
                             MAX_REPLY_BYTES)
-                if msg.message_type is not MessageType.METHOD_RETURN:
+                if not reply:
                     if future is not None and not future.done():
                         future.set_result(None)
                     return
-                buf = _error_for(msg, f"the reply would be {len(buf)} bytes, over the limit "
-                                      f"of {MAX_REPLY_BYTES} bytes").\
-                    _marshall(self.negotiate_unix_fd)
+                buf = _error_for(msg, ERROR_LIMITS_EXCEEDED,
+                                 f"the reply would be {len(buf)} bytes, over the limit "
+                                 f"of {MAX_REPLY_BYTES} bytes")._marshall(self.negotiate_unix_fd)
                 fds = None
-            else:
-                fds = list(msg.unix_fds) if msg.unix_fds else None
-            self.messages.append((buf, fds, future))
+            self.messages.append((buf, fds, future, key))
             self.pending_bytes += len(buf)
 
         def write_callback(self, remove_writer: bool = True) -> None:
@@ -170,11 +359,12 @@ def _safe_writer_class(base: Any) -> type:
                             if remove_writer:
                                 self.loop.remove_writer(self.fd)
                             return
-                        buf, unix_fds, fut = self.messages.popleft()
+                        buf, unix_fds, fut, key = self.messages.popleft()
                         self.unix_fds = unix_fds
                         self.buf = memoryview(buf)
                         self.offset = 0
                         self.fut = fut
+                        self.key = key
                     try:
                         if self.unix_fds and self.negotiate_unix_fd:
                             import array
@@ -194,6 +384,7 @@ def _safe_writer_class(base: Any) -> type:
                         return
                     self.pending_bytes = max(0, self.pending_bytes - len(self.buf))
                     self.buf = None
+                    limiter.release(self.key)
                     if self.fut is not None and not self.fut.done():
                         self.fut.set_result(None)
                     if self._drain_waiters and self.pending_bytes < WRITE_LOW_WATER:
@@ -211,24 +402,35 @@ def _safe_writer_class(base: Any) -> type:
 
 
 def install_safe_writer(bus: Any, limiter: CallLimiter = LIMITER) -> bool:
-    """Give *bus*'s dbus-fast writer the safe write path; False if it does not fit."""
+    """Give *bus*'s dbus-fast writer the safe write path and put *limiter*'s gate
+    first among its message handlers; False (and a warning) if the writer does not fit."""
     writer = getattr(bus, "_writer", None)
-    try:
-        import dbus_fast
-
-        version = getattr(dbus_fast, "__version__", "?")
-    except Exception:  # pragma: no cover
-        version = "?"
     if writer is None or not all(hasattr(writer, a) for a in _WRITER_ATTRS) \
-            or not hasattr(writer.messages, "popleft"):
+            or not hasattr(writer.messages, "popleft") \
+            or not callable(getattr(bus, "_process_message", None)) \
+            or not isinstance(getattr(bus, "_user_message_handlers", None), list):
         log.warning("dbus-fast %s: unknown message writer, keeping its write path "
-                    "(a full socket will drop the bus connection)", version)
+                    "(a full socket will drop the bus connection)", dbus_fast_version())
         return False
     if type(writer).__name__ != "SafeWriter":
-        writer.__class__ = _safe_writer_class(type(writer))
+        writer.__class__ = _safe_writer_class(type(writer), limiter)
+        writer.messages = collections.deque((*m[:3], None) for m in writer.messages)
         writer.pending_bytes = sum(len(m[0]) for m in writer.messages)
     limiter.writer = writer
+    limiter.bus = bus
+    handlers: list[Any] = bus._user_message_handlers
+    if limiter.gate not in handlers:
+        handlers.insert(0, limiter.gate)
     return True
+
+
+def dbus_fast_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("dbus-fast")
+    except Exception:
+        return "?"
 
 
 #: Where the machine ID lives (machine-id(5)); D-Bus's own copy as a fallback.

@@ -44,10 +44,10 @@ from .fallback import (
     FallbackInterface,
     error,
     error_reply,
-    expects_reply,
     invalid_signature,
     properties_call,
 )
+from .flow import expects_reply
 from .interfaces import CellInterface, ManagerInterface, ProviderInterface
 from .introspection import TRUE, node_xml
 from .names import (

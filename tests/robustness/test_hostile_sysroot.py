@@ -158,3 +158,21 @@ def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
         for i in range(900):
             limited.warning("cannot identify caller %s", f":1.{i}")
     assert len(caplog.records) == 5
+
+
+# --- a provider truncated after the scan -------------------------------------------
+
+
+def test_truncated_after_scan_reports_current_size(demo_copy: Path) -> None:
+    """Reads answer from the nvmem file as it is now, not as the scan saw it."""
+    registry = scan(Sysroot(demo_copy), Config())
+    entry = registry.entries["imx-ocotp0"]
+    assert entry.provider.size > 16
+    os.truncate(demo_copy / OCOTP.lstrip("/") / "nvmem", 16)
+    assert len(registry.read_provider(entry, 0, 64)) == 16  # the short read
+    with pytest.raises(InvalidArgumentError, match=r"\(16 bytes\)"):
+        registry.read_provider(entry, 32, 16)
+    cell = next(c for c in entry.cells if c.offset >= 16)
+    with pytest.raises(NvmemError, match=r"past the end of the provider \(16 bytes\)"):
+        registry.read_cell(entry, cell)
+    assert registry.current_size(entry) == 16
