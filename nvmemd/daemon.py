@@ -41,7 +41,7 @@ from dbus_fast.aio import MessageBus
 from . import __version__
 from .config import Config, load_config
 from .consumers import ConsumerRef, consumer_index
-from .dbus.flow import answer_machine_id, install_safe_writer
+from .dbus import flow
 from .dbus.names import BUS_NAME
 from .dbus.polkit import AccessPolicy
 from .dbus.service import Service
@@ -117,11 +117,7 @@ class Daemon:
             bus = MessageBus(bus_type=BusType.SESSION)
         else:
             bus = MessageBus(bus_type=BusType.SYSTEM)
-        await bus.connect()
-        # A full socket must make replies wait, not drop the bus (nvmemd.dbus.flow);
-        # Peer.GetMachineId is answered by nvmemd, not refused with bus internals.
-        install_safe_writer(bus)
-        bus.add_message_handler(answer_machine_id)
+        await flow.connect(bus)  # backpressure and a safe writer (nvmemd.dbus.flow)
         return bus
 
     def want_udev(self) -> bool:

@@ -70,3 +70,16 @@ def start_daemon(private_bus: PrivateBus, tmp_path: Path) -> Iterator[StartDaemo
     for daemon in started:
         daemon.stop(check=False)
     private_bus.wait_owner(present=False)
+
+
+@pytest.fixture
+def sysroot(demo_copy: Path) -> Path:
+    """The sysroot the `daemon` fixture serves: a breakable copy of the demo board.
+    A test module overrides it to serve another board."""
+    return demo_copy
+
+
+@pytest.fixture
+def daemon(start_daemon: StartDaemon, sysroot: Path) -> Daemon:
+    """nvmemd on the private bus, serving `sysroot`."""
+    return start_daemon(["--sysroot", str(sysroot)])

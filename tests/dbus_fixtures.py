@@ -262,3 +262,14 @@ def managed_objects(daemon: Daemon, nobody: bool = False) -> dict[str, dict[str,
     return {path: {iface: {k: v["data"] for k, v in props.items()}
                    for iface, props in ifaces.items()}
             for path, ifaces in objects.items()}
+
+
+def assert_no_internals(message: str, sysroot: Path) -> None:
+    """What a D-Bus caller or a CLI user reads names no internals: no traceback, no Python
+    class name, no host path (the sysroot, /tmp, the checkout, site-packages)."""
+    assert "Traceback" not in message and "File \"" not in message, message
+    assert not re.search(r"\b[A-Z]\w*(Error|Exception)\b", message), message
+    assert not re.search(r"\b(KeyError|ValueError|TypeError|OSError|AttributeError)\b",
+                         message), message
+    for leak in (str(sysroot), "/tmp/", "/work/", "/root/", "site-packages", ".py"):
+        assert leak not in message, (leak, message)

@@ -13,17 +13,11 @@ from nvmemd.client import AsyncClient, Client, NotRunningError
 from nvmemd.dbus import wire
 from nvmemd.errors import AccessDeniedError, InvalidArgumentError, NotFoundError
 
-from .conftest import StartDaemon
 from .dbus_fixtures import AS_NOBODY, REPO, TIMEOUT, Daemon, PrivateBus
 
 pytestmark = pytest.mark.integration
 
 SERIAL = b"NVD-2026-000042\0"
-
-
-@pytest.fixture
-def daemon(start_daemon: StartDaemon, demo_copy: Path) -> Daemon:
-    return start_daemon(["--sysroot", str(demo_copy)])
 
 
 def test_blocking_client_reads_the_demo_board(daemon: Daemon) -> None:

@@ -20,7 +20,6 @@ from dbus_fast.aio import MessageBus
 
 from nvmemd.dbus.fallback import FallbackInterface
 
-from .conftest import StartDaemon
 from .dbus_fixtures import NAME, ROOT, Daemon, managed_objects
 
 pytestmark = pytest.mark.integration
@@ -84,11 +83,6 @@ def sysroot(demo_board_sysroot: Path, tmp_path: Path) -> Path:
     out = tmp_path / "sysroot"
     shutil.copytree(demo_board_sysroot, out, symlinks=True)
     return out
-
-
-@pytest.fixture
-def daemon(start_daemon: StartDaemon, sysroot: Path) -> Daemon:
-    return start_daemon(["--sysroot", str(sysroot)])
 
 
 def test_cell_answers_like_sd_bus(daemon: Daemon) -> None:

@@ -18,7 +18,6 @@ import pytest
 from nvmemd.dbus import xmlgen
 from nvmemd.dbus.introspection import DOC_STRING
 
-from .conftest import StartDaemon
 from .dbus_fixtures import NAME, ROOT, TIMEOUT, Daemon
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,11 +53,6 @@ def test_man_page_is_current(tmp_path: Path) -> None:
     shutil.copy(REPO / "man" / "org.nvmemd.Nvmem1.5.scd", page)
     xml = {n: xmlgen.installed_xml(p) for n, p in xmlgen.prototypes().items()}
     assert not xmlgen.update_man(page, xml), "run `make interfaces` and commit the man page"
-
-
-@pytest.fixture
-def daemon(start_daemon: StartDaemon, demo_copy: Path) -> Daemon:
-    return start_daemon(["--sysroot", str(demo_copy)])
 
 
 @pytest.mark.integration

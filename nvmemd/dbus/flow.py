@@ -457,3 +457,14 @@ def answer_machine_id(msg: Message) -> Message | bool | None:
             return Message.new_method_return(msg, "s", [machine_id])
     return Message.new_error(msg, "org.freedesktop.DBus.Error.Failed",
                              "the machine ID is not available")
+
+
+async def connect(bus: Any) -> Any:
+    """Connect *bus* (a dbus-fast ``MessageBus``) the way nvmemd's connection must be:
+    a full socket makes replies wait instead of dropping the bus (:func:`install_safe_writer`,
+    whose gate is the first message handler), and ``Peer.GetMachineId`` is answered by
+    nvmemd rather than refused with the bus's internals (:func:`answer_machine_id`)."""
+    await bus.connect()
+    install_safe_writer(bus)
+    bus.add_message_handler(answer_machine_id)
+    return bus

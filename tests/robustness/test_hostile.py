@@ -39,11 +39,6 @@ def _root_and_setpriv() -> None:
         pytest.skip("needs root and setpriv to run clients as nobody")
 
 
-@pytest.fixture
-def daemon(start_daemon: StartDaemon, demo_copy: Path) -> Daemon:
-    return start_daemon(["--sysroot", str(demo_copy)])
-
-
 def rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

@@ -1,7 +1,7 @@
 """Issue 11, follow-up: a reply that cannot be marshalled never reaches the bus as a
 traceback, never drops the connection.
 
-nvmemd's bus connection (``NvmemBus``, with nvmemd.dbus.flow's writer) on a real
+nvmemd's bus connection (``flow.connect()``, with nvmemd.dbus.flow's writer) on a real
 private dbus-daemon, in this process; a message handler and an exported
 interface answer with a ``str`` that is not encodable (a surrogate-escaped name
 from media, ``"\\udcff"``).  The caller gets ``org.nvmemd.Nvmem1.Error.Failed``
@@ -19,9 +19,9 @@ from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import ServiceInterface, method
 
+from nvmemd.dbus import flow
 from nvmemd.dbus.flow import LIMITER
 from nvmemd.dbus.names import ERROR_FAILED
-from nvmemd.dbus.service import NvmemBus
 
 from ..dbus_fixtures import NAME, PrivateBus
 
@@ -49,7 +49,7 @@ def _answer(msg: Message) -> Message | None:
 
 
 async def _scenario(address: str) -> dict[str, Any]:
-    server = await NvmemBus(bus_address=address).connect()
+    server = await flow.connect(MessageBus(bus_address=address))
     # installed, not fallen back (a warning) on whichever dbus-fast runs this
     assert type(server._writer).__name__ == "SafeWriter"
     assert server._user_message_handlers[0] == LIMITER.gate

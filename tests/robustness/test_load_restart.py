@@ -35,11 +35,6 @@ CALLS = 20_000
 WARM_UP = 2_000
 
 
-@pytest.fixture
-def sysroot(demo_copy: Path) -> Path:
-    return demo_copy
-
-
 def status_kib(pid: int, key: str = "VmRSS") -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
