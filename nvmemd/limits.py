@@ -57,6 +57,11 @@ def _check_text(text: str, what: str, limit: int) -> bytes:
     return raw
 
 
+def _no_controls(text: str, what: str) -> None:
+    if any(ord(c) < 0x20 or c == "\x7f" for c in text):
+        raise InvalidArgumentError(f"invalid {what}: contains a control character")
+
+
 def check_name(name: str, what: str = "name", allow_empty: bool = False) -> str:
     """A single name (provider, cell name, ``nvmem-cell-names`` entry, interface)."""
     if not name:
@@ -64,8 +69,7 @@ def check_name(name: str, what: str = "name", allow_empty: bool = False) -> str:
             return name
         raise InvalidArgumentError(f"invalid {what}: empty")
     _check_text(name, what, NAME_MAX)
-    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
-        raise InvalidArgumentError(f"invalid {what}: contains a control character")
+    _no_controls(name, what)
     return name
 
 
@@ -81,8 +85,7 @@ def check_spec(spec: str, what: str = "cell specification") -> str:
             if len(part.encode("utf-8")) > NAME_MAX:
                 raise InvalidArgumentError(
                     f"invalid {what}: a name is longer than {NAME_MAX} bytes")
-    if any(ord(c) < 0x20 or c == "\x7f" for c in spec):
-        raise InvalidArgumentError(f"invalid {what}: contains a control character")
+    _no_controls(spec, what)
     return spec
 
 
@@ -91,8 +94,7 @@ def check_dt_path(path: str, what: str = "device-tree path") -> str:
     if not path:
         raise InvalidArgumentError(f"invalid {what}: empty")
     _check_text(path, what, PATH_MAX)
-    if any(ord(c) < 0x20 or c == "\x7f" for c in path):
-        raise InvalidArgumentError(f"invalid {what}: contains a control character")
+    _no_controls(path, what)
     parts = [p for p in path.split("/") if p]
     if len(parts) > DT_MAX_DEPTH:
         raise InvalidArgumentError(f"invalid {what}: deeper than {DT_MAX_DEPTH} levels")

@@ -172,18 +172,23 @@ class AccessPolicy:
                 self._credentials.popitem(last=False)
         return creds
 
-    async def may_read_protected(self, bus: MessageBus, sender: str | None,
-                                 interactive: bool = False) -> bool:
+    async def _identify(self, bus: MessageBus, sender: str | None) -> Credentials | None:
+        """The caller's credentials (None: unidentifiable, which is a denial)."""
         if sender is None:
-            return False
+            return None
         try:
-            creds = await self.credentials(bus, sender)
+            return await self.credentials(bus, sender)
         except BusCallError as e:
             _unidentified.warning("cannot identify caller %s: %s", sender, quote(str(e), 120))
+            return None
+
+    async def may_read_protected(self, bus: MessageBus, sender: str | None,
+                                 interactive: bool = False) -> bool:
+        """Root, a member of the reader groups, or polkit's ``read-protected`` action."""
+        creds = await self._identify(bus, sender)
+        if creds is None or sender is None:
             return False
-        if creds.uid == 0:
-            return True
-        if self.gids & creds.gids:
+        if creds.uid == 0 or self.gids & creds.gids:
             return True
         return await polkit_allows(bus, sender, POLKIT_ACTION_READ_PROTECTED, interactive)
 
@@ -191,12 +196,8 @@ class AccessPolicy:
                          interactive: bool = False) -> bool:
         """Reload is an administrator's action: root, or polkit's ``reload`` action
         (auth_admin by default).  The reader groups do not grant it."""
-        if sender is None:
-            return False
-        try:
-            creds = await self.credentials(bus, sender)
-        except BusCallError as e:
-            _unidentified.warning("cannot identify caller %s: %s", sender, quote(str(e), 120))
+        creds = await self._identify(bus, sender)
+        if creds is None or sender is None:
             return False
         if creds.uid == 0:
             return True
