@@ -57,8 +57,8 @@ def bash_complete(script: Path, line: str, sysroot: Path | None) -> list[str]:
 
 def test_generated_from_the_parser() -> None:
     top, commands = completion.model()
-    assert {c.name for c in commands} >= {"providers", "cells", "get", "dump", "verify",
-                                          "wait", "snapshot"}
+    assert {c.name for c in commands} >= {"providers", "cells", "get", "dump", "identity",
+                                          "verify", "wait", "snapshot"}
     get = next(c for c in commands if c.name == "get")
     fmt = next(o for o in get.options if "--format" in o.names)
     assert fmt.choices == ["hex", "raw", "mac", "string", "u8", "u16", "u32", "u64"]
@@ -69,7 +69,8 @@ def test_generated_from_the_parser() -> None:
 def test_bash_subcommands_and_options(scripts: dict[str, Path]) -> None:
     b = scripts["bash"]
     assert bash_complete(b, "nvmemd-query ", None) == ["providers", "cells", "get", "dump",
-                                                         "verify", "wait", "snapshot"]
+                                                         "identity", "verify", "wait",
+                                                         "snapshot"]
     assert bash_complete(b, "nvmemd-query ce", None) == ["cells"]
     assert set(bash_complete(b, "nvmemd-query get --f", None)) == {"--format"}
     assert bash_complete(b, "nvmemd-query get x --format u", None) == ["u8", "u16", "u32",

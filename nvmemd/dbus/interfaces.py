@@ -28,7 +28,7 @@ from dbus_fast.service import ServiceInterface, dbus_property, method
 
 from .. import __version__
 from ..errors import AccessDeniedError, InvalidArgumentError
-from ..limits import check_spec
+from ..limits import check_cell_size, check_spec
 from ..model import CellInfo, ProviderEntry
 from ..query import Query
 from ..records import printable, provider_record, redacted_provider_record
@@ -122,7 +122,8 @@ class ManagerInterface(ServiceInterface):
         the value of the one cell ``spec`` names in ``provider`` (empty: any)."""
         _check_spec(spec)
         registry = self._service.state.registry
-        entry, _cell = registry.resolve_cell(spec, provider or None)
+        entry, cell = registry.resolve_cell(spec, provider or None)
+        check_cell_size(cell.raw_len, f"{entry.name}:{cell.sysfs_name}")
         query = await self._service.query_for_caller([entry])
         record, value = await asyncio.to_thread(query.get, spec, provider or None)
         return [record_variants(record, CELL_KEYS), value]
@@ -336,6 +337,7 @@ class CellInterface(ServiceInterface):
         """The record of ``nvmemd-query cells --json`` (cell record keys, see RECORDS):
         ``value`` as bytes, or ``error`` saying why it is unreadable."""
         entry = self._service.live_entry(self.provider)
+        check_cell_size(self.cell.raw_len, f"{entry.name}:{self.cell.sysfs_name}")
         query = await self._service.query_for_caller([entry])
         record: Any = await self._service.in_thread(entry, query.cell_record_with_value,
                                                     entry, self.cell)
