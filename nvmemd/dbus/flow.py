@@ -266,6 +266,35 @@ def _marshals_utf8_lengths() -> bool:
     return b"\x02\x00\x00\x00\xc3\xa9\x00" in msg._marshall(False)
 
 
+def _ascii_body(value: Any) -> Any:
+    """*value* with every non-ASCII character of every string written as the ``\\xNN``
+    escapes of its UTF-8 bytes (as nvmemd prints names that are not UTF-8)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        return value.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    if isinstance(value, list):
+        return [_ascii_body(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_ascii_body(v) for v in value)
+    if isinstance(value, dict):
+        return {_ascii_body(k): _ascii_body(v) for k, v in value.items()}
+    if isinstance(value, Variant):
+        return Variant(value.signature, _ascii_body(value.value))
+    return value
+
+
+def _with_ascii_strings(msg: Message) -> Message:
+    """*msg* with ASCII-only strings, for marshallers that count characters (1.84.2):
+    names from media stay readable and lossless (their raw bytes are published as ``ay``
+    too, e.g. ``Cell.NameBytes``), and the message stays well-formed."""
+    return Message(destination=msg.destination, path=msg.path, interface=msg.interface,
+                   member=msg.member, message_type=msg.message_type, flags=msg.flags,
+                   error_name=msg.error_name, reply_serial=msg.reply_serial,
+                   sender=msg.sender, unix_fds=msg.unix_fds, signature=msg.signature,
+                   body=_ascii_body(msg.body), serial=msg.serial)
+
+
 def _all_ascii(value: Any) -> bool:
     """Whether every string in a message body is ASCII (for the marshallers above)."""
     stack = [value]
@@ -322,7 +351,7 @@ def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
             fds = list(msg.unix_fds) if msg.unix_fds else None
             try:
                 if not utf8_lengths and not _all_ascii(msg.body):
-                    raise UnicodeError("this dbus-fast marshals non-ASCII strings wrongly")
+                    msg = _with_ascii_strings(msg)  # lossless \xNN escapes (see there)
                 buf = msg._marshall(self.negotiate_unix_fd)
             except Exception as e:
                 _log_unsendable(msg, e)
