@@ -758,7 +758,7 @@ def c_envfile() -> None:
     reader.write_text("[Unit]\nRequires=nvmemd-board-env.service\n"
                       "After=nvmemd-board-env.service\n[Service]\nType=oneshot\n"
                       "EnvironmentFile=/run/nvmemd/board.env\n"
-                      "ExecStart=/bin/sh -c 'printf %s \"$SERIAL\" > /run/systest-serial'\n")
+                      "ExecStart=/bin/sh -c 'printf %%s \"$SERIAL\" > /run/systest-serial'\n")
     sh(["systemctl", "daemon-reload"])
     sh(["systemctl", "start", "systest-env-reader.service"], timeout=120)
     env = Path("/run/nvmemd/board.env").read_text()
