@@ -77,14 +77,13 @@ def check_spec(spec: str, what: str = "cell specification") -> str:
     """A cell spec: name, ``PROVIDER:NAME``, sysfs name, DT path or ``&label``."""
     if not spec:
         raise InvalidArgumentError(f"invalid {what}: empty")
-    _check_text(spec, what, PATH_MAX)
     if spec.startswith("/"):
-        check_dt_path(spec, what)
-    else:
-        for part in spec.split(":", 1):
-            if len(part.encode("utf-8")) > NAME_MAX:
-                raise InvalidArgumentError(
-                    f"invalid {what}: a name is longer than {NAME_MAX} bytes")
+        return check_dt_path(spec, what)  # its text and control-character checks included
+    _check_text(spec, what, PATH_MAX)
+    for part in spec.split(":", 1):
+        if len(part.encode("utf-8")) > NAME_MAX:
+            raise InvalidArgumentError(
+                f"invalid {what}: a name is longer than {NAME_MAX} bytes")
     _no_controls(spec, what)
     return spec
 

@@ -79,7 +79,3 @@ class DBusBackend:
 
     def identity(self) -> dict[str, Any]:
         return self._client.identity()
-
-    def wait(self, spec: str, timeout: float) -> bool:
-        """True as soon as a cell matching *spec* is published, False after *timeout* s."""
-        return self._client.wait_for_cell(spec, timeout)
