@@ -20,7 +20,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "nvmemd"
 #: Lowest first.  A module may import modules of its own layer or below.
 #: Subpackages count as one unit ("dbus", "cli", "layouts").
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "specs", "kernel_version"),  # no internal imports at all
+    ("errors", "values", "logs"),  # no internal imports at all
+    ("specs", "kernel_version"),
     ("model", "limits"),  # limits: caller-supplied sizes, names, paths
     ("sysroot", "crc", "records"),
     ("devicetree",),
