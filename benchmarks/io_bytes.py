@@ -81,7 +81,7 @@ def demo_sysroot(out: Path) -> Path:
 
 def cells_of(root: Path, providers: list[str]) -> list[tuple[str, str, int, int, str]]:
     """(provider, sysfs name, bytes, raw_len, real nvmem path) of the providers' cells."""
-    reg = scan(Sysroot(root), Config())
+    reg = scan(Sysroot(str(root)), Config())
     out = []
     for name in providers:
         entry = reg.entries[name]

@@ -12,18 +12,21 @@ Mirrors ``drivers/nvmem/core.c``:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from .devicetree import DtNode
 from .errors import DeviceTreeError
-from .model import Access, CellInfo, Fixup, PostProcess
+from .model import Access, CellInfo
+from .values import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from .model import Fixup, PostProcess
 
 
 def _align(value: int, to: int) -> int:
     return (value + to - 1) // to * to
 
 
-@dataclass
+@record
 class CellsResult:
     """Cells one source produced, and why it stopped early (if it did)."""
 

@@ -18,14 +18,20 @@ the sysroot and picks ``all`` for kernels older than 6.7, ``opt-in`` otherwise.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import os
 
 from .errors import ConfigError
-from .kernel_rules import LEGACY_CELLS_MODES, LegacyCellsMode
-from .kernel_version import SERIES, Series, series_for
+from .kernel_rules import LEGACY_CELLS_MODES
+from .kernel_version import SERIES, parse_version, series_for
 from .sysroot import Sysroot
+from .values import field, value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    from .kernel_rules import LegacyCellsMode
+    from .kernel_version import Series
 
 DEFAULT_CONFIG = "/etc/nvmemd/nvmemd.toml"
 OSRELEASE = "/proc/sys/kernel/osrelease"
@@ -38,7 +44,7 @@ _SCHEMA: dict[str, dict[str, type]] = {
 }
 
 
-@dataclass(frozen=True)
+@value
 class Config:
     legacy_cells: LegacyCellsMode = "auto"
     extra_legacy_compatibles: tuple[str, ...] = ()
@@ -56,15 +62,10 @@ class Config:
     def legacy_mode(self) -> Literal["opt-in", "all"]:
         if self.legacy_cells != "auto":
             return self.legacy_cells
-        version = parse_release(self.kernel_release)
+        version = parse_version(self.kernel_release)
         if version is not None and version < OPT_IN_SINCE:
             return "all"
         return "opt-in"
-
-
-def parse_release(release: str | None) -> tuple[int, int] | None:
-    m = re.match(r"^(\d+)\.(\d+)", release or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def _string_list(path: str, key: str, value: list[Any]) -> tuple[str, ...]:
@@ -82,17 +83,16 @@ def load_config(sysroot: Sysroot, path: str | None = None) -> Config:
     if path is None:
         host = sysroot.host_path(DEFAULT_CONFIG)
         shown = DEFAULT_CONFIG
-        if not host.exists():
+        if not os.path.exists(host):
             return Config(kernel_release=release)
     else:
-        from pathlib import Path
-
-        host = Path(path)
+        host = path
         shown = path
     import tomllib  # only with a configuration file: 3 ms of start-up otherwise
 
     try:
-        data = tomllib.loads(host.read_text(encoding="utf-8"))
+        with open(host, "rb") as f:
+            data = tomllib.loads(f.read().decode("utf-8"))
     except OSError as e:
         raise ConfigError(shown, None, f"cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError:
@@ -107,11 +107,11 @@ def load_config(sysroot: Sysroot, path: str | None = None) -> Config:
             raise ConfigError(shown, section, "unknown section")
         if not isinstance(body, dict):
             raise ConfigError(shown, section, "must be a table")
-        for key, value in body.items():
+        for key, setting in body.items():
             expected = _SCHEMA[section].get(key)
             if expected is None:
                 raise ConfigError(shown, f"{section}.{key}", "unknown key")
-            if not isinstance(value, expected):
+            if not isinstance(setting, expected):
                 raise ConfigError(shown, f"{section}.{key}", f"must be a {expected.__name__}")
 
     kernel = data.get("kernel", {})

@@ -24,15 +24,15 @@ walks the tree.
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
-
 from .devicetree import DeviceTree, DtNode, be32_list, string_list
 from .errors import InvalidArgumentError, NotFoundError
 from .limits import check_consumer, check_name
+from .values import value
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Final
+
     from .model import CellInfo, ProviderEntry
     from .registry import Registry
     from .sysroot import Sysroot
@@ -44,7 +44,7 @@ NVMEM_CELL_CELLS: Final = "#nvmem-cell-cells"
 _GENERATED: Final = ("/__symbols__", "/__fixups__", "/__local_fixups__")
 
 
-@dataclass(frozen=True)
+@value
 class ConsumerRef:
     """One ``nvmem-cells`` entry of a consumer node."""
 
@@ -103,13 +103,10 @@ def provider_node(cell_node: str) -> str:
     return parent
 
 
-_INDEXES: weakref.WeakKeyDictionary[DeviceTree, dict[str, list[ConsumerRef]]] = (
-    weakref.WeakKeyDictionary())
-
-
 def consumer_index(tree: DeviceTree) -> dict[str, list[ConsumerRef]]:
-    """Every usable consumer reference, by cell node path; built once per tree."""
-    index = _INDEXES.get(tree)
+    """Every usable consumer reference, by cell node path; built once per tree (and
+    kept in it: :attr:`DeviceTree.indexes`)."""
+    index: dict[str, list[ConsumerRef]] | None = tree.indexes.get(NVMEM_CELLS)  # type: ignore[assignment]
     if index is None:
         index = {}
         for node in tree.walk(tree.node("/")):
@@ -118,7 +115,7 @@ def consumer_index(tree: DeviceTree) -> dict[str, list[ConsumerRef]]:
             for ref in parse_consumer(tree, node):
                 if ref.cell_node is not None and ref.error is None:
                     index.setdefault(ref.cell_node, []).append(ref)
-        _INDEXES[tree] = index
+        tree.indexes[NVMEM_CELLS] = index
     return index
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import functools
 import zlib
 
 
@@ -18,7 +17,6 @@ def crc32(data: bytes) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-@functools.cache
 def crc8_table_msb(polynomial: int) -> tuple[int, ...]:
     """``lib/crc8.c: crc8_populate_msb()``."""
     table = [0] * 256
@@ -33,7 +31,8 @@ def crc8_table_msb(polynomial: int) -> tuple[int, ...]:
 
 
 def crc8(data: bytes, polynomial: int = 0x07, init: int = 0) -> int:
-    """``lib/crc8.c: crc8()`` with an MSB-first table."""
+    """``lib/crc8.c: crc8()`` with an MSB-first table (built per call: the sl28 VPD's
+    24 bytes are its only input, and functools.cache would cost more at start-up)."""
     table = crc8_table_msb(polynomial)
     crc = init
     for b in data:

@@ -16,18 +16,21 @@ which is the order DTS authors use for cells.
 from __future__ import annotations
 
 import errno
-import functools
 import itertools
-import logging
 import os
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from .limits import DT_MAX_DEPTH
+from .logs import get_logger
 from .sysroot import Sysroot
+from .values import field, value
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import libfdt
+
+log = get_logger(__name__)
 
 #: Resolved node paths kept per tree (oldest dropped first): enough for every
 #: node of a large board, bounded whatever paths callers ask about.
@@ -57,14 +60,14 @@ def string_list(raw: bytes) -> list[str]:
 
 def _unit_address_key(basename: str) -> tuple[int, int, str]:
     _, _, unit = basename.partition("@")
-    first = re.split(r"[,]", unit, maxsplit=1)[0] if unit else ""
+    first = unit.split(",", 1)[0]
     try:
         return (0, int(first, 16), basename)
     except ValueError:
         return (1, 0, basename)
 
 
-@dataclass(frozen=True)
+@value
 class DtNode:
     """One node of the tree, addressed by its full path (``/soc/eeprom@50``)."""
 
@@ -130,6 +133,13 @@ class DeviceTree:
         # resolved once per tree, from its parent's result (a scan reads a
         # dozen properties per cell node).
         self._resolved: dict[str, tuple[str, int]] = {}
+        # Built on first use, kept as long as the tree (one per scan).
+        self._phandle_index: dict[int, str] | None = None
+        #: Indexes the layers above build over the whole tree, by name (the
+        #: consumers of each cell: consumers.consumer_index()), kept as long as it.
+        self.indexes: dict[str, object] = {}
+        self._fdt: libfdt.Fdt | None = None  # the boot blob, opened on first use
+        self._fdt_unusable = False
 
     def node(self, path: str) -> DtNode:
         return DtNode(self, path if path.startswith("/") else "/" + path)
@@ -164,7 +174,7 @@ class DeviceTree:
 
     def _host(self, path: str) -> str:
         """The host path of DT node *path*, links resolved inside the sysroot."""
-        return self.sysroot.host_str(self._resolve(path)[0])
+        return self.sysroot.host_path(self._resolve(path)[0])
 
     def read_property(self, path: str, name: str) -> bytes | None:
         """The bytes of property *name* of node *path*; None when absent, or not a
@@ -180,7 +190,7 @@ class DeviceTree:
 
     def child_names(self, path: str) -> list[str]:
         resolved, hops = self._resolve(path)
-        host = self.sysroot.host_str(resolved)
+        host = self.sysroot.host_path(resolved)
         try:
             with os.scandir(host) as it:
                 live = [e.name for e in it if e.is_dir(follow_symlinks=False)]
@@ -191,7 +201,7 @@ class DeviceTree:
         cache = self._resolved
         for name in live:
             cache.setdefault(prefix + name, (resolved + "/" + name, hops))
-        order = self._fdt_order.get(path)
+        order = self._fdt_children(path)
         if order is None:
             return sorted(live, key=_unit_address_key)
         live_set = set(live)
@@ -218,19 +228,19 @@ class DeviceTree:
         return raw.rstrip(b"\0").decode("utf-8", "replace")
 
     def by_phandle(self, phandle: int) -> DtNode | None:
-        path = self._phandles.get(phandle)
+        path = self._phandles().get(phandle)
         return DtNode(self, path) if path else None
 
-    # The indexes below are built on first use and live as long as the
-    # tree (one per scan): cached_property keeps them on the instance.
-    @functools.cached_property
     def _phandles(self) -> dict[int, str]:
-        out: dict[int, str] = {}
-        for node in self.walk(self.node("/")):
-            raw = node.prop("phandle") or node.prop("linux,phandle")
-            if raw and len(raw) == 4:
-                out[int.from_bytes(raw, "big")] = node.path
-        return out
+        """phandle -> node path, from one walk of the whole tree (on first use)."""
+        if self._phandle_index is None:
+            out: dict[int, str] = {}
+            for node in self.walk(self.node("/")):
+                raw = node.prop("phandle") or node.prop("linux,phandle")
+                if raw and len(raw) == 4:
+                    out[int.from_bytes(raw, "big")] = node.path
+            self._phandle_index = out
+        return self._phandle_index
 
     def walk(self, start: DtNode) -> Iterator[DtNode]:
         """*start* and every node below it, depth first, at most :data:`DT_MAX_DEPTH` levels
@@ -248,37 +258,46 @@ class DeviceTree:
                 continue
             stack.extend(reversed(node.children()))
 
-    @functools.cached_property
-    def _fdt_order(self) -> dict[str, list[str]]:
-        """Child order per node path from the boot blob, or {} when unreadable."""
+    def _fdt_children(self, path: str) -> list[str] | None:
+        """The children of node *path* in the boot blob's order; None when the blob
+        is unreadable or has no such node (added after boot by an overlay)."""
+        if self._fdt is None:
+            if self._fdt_unusable:
+                return None
+            self._fdt = self._open_fdt()
+            if self._fdt is None:
+                self._fdt_unusable = True
+                return None
+        try:
+            return fdt_children(self._fdt, path)
+        except Exception:  # a name libfdt cannot take (not UTF-8), a corrupt node
+            return None
+
+    def _open_fdt(self) -> libfdt.Fdt | None:
         try:
             blob = self.sysroot.read_bytes(FDT_BLOB)
         except (OSError, ValueError):
-            return {}
+            return None
+        import libfdt  # Debian python3-libfdt / PyPI pylibfdt; only needed here
+
         try:
-            return fdt_child_order(blob)
+            return libfdt.Fdt(blob)  # checks the header
         except Exception as e:  # a corrupt blob must not stop the scan
             log.warning("ignoring unreadable %s: %s", FDT_BLOB, e)
-            return {}
+            return None
 
 
-def fdt_child_order(blob: bytes) -> dict[str, list[str]]:
-    """Map every node path of a flattened tree to its children's names, in order."""
-    import libfdt  # Debian python3-libfdt / PyPI pylibfdt; only needed here
+def fdt_children(fdt: libfdt.Fdt, path: str) -> list[str] | None:
+    """The names of node *path*'s children in the flattened tree, in order (only the
+    nodes a scan lists are looked up: a board's blob has thousands)."""
+    import libfdt
 
-    fdt = libfdt.Fdt(blob)
-    order: dict[str, list[str]] = {}
-
-    def visit(offset: int, path: str, depth: int) -> None:
-        names: list[str] = []
-        child = fdt.first_subnode(offset, libfdt.QUIET_NOTFOUND)
-        while child >= 0:
-            name = fdt.get_name(child)
-            names.append(name)
-            if depth < DT_MAX_DEPTH:  # FDT_MAX_DEPTH: libfdt refuses deeper trees
-                visit(child, _join(path, name), depth + 1)
-            child = fdt.next_subnode(child, libfdt.QUIET_NOTFOUND)
-        order[path] = names
-
-    visit(0, "/", 0)
-    return order
+    offset = fdt.path_offset(path, libfdt.QUIET_NOTFOUND)
+    if offset < 0:
+        return None
+    names: list[str] = []
+    child = fdt.first_subnode(offset, libfdt.QUIET_NOTFOUND)
+    while child >= 0:
+        names.append(fdt.get_name(child))
+        child = fdt.next_subnode(child, libfdt.QUIET_NOTFOUND)
+    return names

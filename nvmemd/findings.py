@@ -19,14 +19,17 @@ So that a kernel upgrade never silently loses a MAC address, three kinds:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from .cells import add_cells_from_dt
 from .kernel_rules import cell_rules
-from .kernel_version import SERIES, VERIFIED_ON, Series
+from .kernel_version import SERIES, VERIFIED_ON
 from .model import ProviderEntry
 from .read_bounds import verdict
 from .registry import Registry
+
+if TYPE_CHECKING:
+    from .kernel_version import Series
 
 FindingKind = Literal["legacy-ignored", "legacy-differs", "read-bounds"]
 

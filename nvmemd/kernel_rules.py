@@ -11,17 +11,23 @@ Debian's linux-source-6.12 (6.12.117).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Final, Literal
-
-from .kernel_version import SERIES, Series
-from .model import BYTE_ACCESS, Access, CellRules, Fixup, Provider
+from .kernel_version import SERIES
+from .model import BYTE_ACCESS, Access, CellRules, Provider
 from .providers import MTD_NAND_TYPES
+from .values import value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Final, Literal
+
+    from .kernel_version import Series
+    from .model import Fixup
+
+    LegacyCellsMode = Literal["auto", "opt-in", "all"]
 
 
-@dataclass(frozen=True)
+@value
 class LegacyOfCellDriver:
     """A driver that sets ``add_legacy_fixed_of_cells = true``."""
 
@@ -182,15 +188,40 @@ RTC_NVMEM_DRIVERS: Final[tuple[LegacyOfCellDriver, ...]] = (
 )
 
 #: RTC nvmem devices of drivers without an OF match table (rtc-ds1305.c, ...):
-#: recognised by the name devm_rtc_nvmem_register() gives them.
-RTC_NVMEM_NAMES: Final = re.compile(
-    r"^(ds1305_nvram|ds1343-|ds1511_nvram|ds1553_nvram|ds1685_nvram|m48t59-|rp5c01_nvram"
-    r"|stk17ta8_nvram)\d+$"
+#: recognised by the name devm_rtc_nvmem_register() gives them, the
+#: ``nvmem_config.name`` followed by the NVMEM_DEVID_AUTO number.
+RTC_NVMEM_NAME_PREFIXES: Final = (
+    "ds1305_nvram", "ds1343-", "ds1511_nvram", "ds1553_nvram", "ds1685_nvram", "m48t59-",
+    "rp5c01_nvram", "stk17ta8_nvram",
 )
 
-#: drivers/w1/slaves/w1_ds250x.c: families 0x09, 0x89, 0x0b, 0x91, named
-#: "%s-%02x-%012llx" (bus master) or "%02x-%012llx", type OTP.
-W1_DS250X_NAME: Final = re.compile(r"^(?:.+-)?(09|89|0b|91)-[0-9a-f]{12}$")
+#: drivers/w1/slaves/w1_ds250x.c: the families it binds (W1_DS2501_UNW_PROM 0x09,
+#: W1_DS2502_UNW_PROM 0x89, W1_DS2505 0x0b, W1_DS2505_UNW_PROM 0x91), as its nvmem
+#: device name spells them: "%s-%02x-%012llx" (bus master) or "%02x-%012llx", type OTP.
+W1_DS250X_FAMILIES: Final = frozenset({"09", "89", "0b", "91"})
+_W1_ID_LEN: Final = len("09-0123456789ab")
+_LOWER_HEX: Final = frozenset("0123456789abcdef")
+
+
+def is_rtc_nvmem_name(name: str) -> bool:
+    """A name devm_rtc_nvmem_register() gives an RTC driver without an OF match table."""
+    for prefix in RTC_NVMEM_NAME_PREFIXES:
+        if name.startswith(prefix):
+            number = name[len(prefix):]
+            return number.isascii() and number.isdigit()
+    return False
+
+
+def is_w1_ds250x_name(name: str) -> bool:
+    """``[<master>-]<family>-<12 lower-case hex digits>`` with a DS250x family."""
+    if len(name) < _W1_ID_LEN:
+        return False
+    head, family, serial = name[:-_W1_ID_LEN], name[-_W1_ID_LEN:-13], name[-13:]
+    if family not in W1_DS250X_FAMILIES or serial[0] != "-" or not _LOWER_HEX.issuperset(
+            serial[1:]):
+        return False
+    # the master's name: at least one character, then the dash ("%s-")
+    return not head or (len(head) > 1 and head.endswith("-") and "\n" not in head)
 
 #: Drivers that do NOT opt in but still constrain sysfs reads (aligned windows).
 ACCESS_ONLY_DRIVERS: Final[tuple[tuple[tuple[str, ...], Access], ...]] = (
@@ -214,7 +245,6 @@ _LOWERED: Final = {id(t): _lower_rows(r.compatibles for r in t)
 _ACCESS_LOWERED: Final = _lower_rows(compats for compats, _ in ACCESS_ONLY_DRIVERS)
 
 LEGACY_CELLS_MODES = ("auto", "opt-in", "all")
-LegacyCellsMode = Literal["auto", "opt-in", "all"]
 
 
 def _match(compatibles: tuple[str, ...], table: tuple[LegacyOfCellDriver, ...],
@@ -265,9 +295,9 @@ def cell_rules(
                     else "MTD partition without the nvmem-cells compatible")
     elif row is not None:
         decision = (True, f"driver opts in ({row.source})")
-    elif RTC_NVMEM_NAMES.match(provider.name):
+    elif is_rtc_nvmem_name(provider.name):
         decision = (True, "RTC NVRAM (drivers/rtc/nvmem.c)")
-    elif provider.parent_subsystem == "w1" and W1_DS250X_NAME.match(provider.name):
+    elif provider.parent_subsystem == "w1" and is_w1_ds250x_name(provider.name):
         decision = (True, "w1 DS250x EPROM (drivers/w1/slaves/w1_ds250x.c)")
     elif extra_compatibles and any(
         c.lower() in {e.lower() for e in extra_compatibles} for c in compat

@@ -17,23 +17,35 @@ matter to nvmemd, each with the kernel file and function it was read from.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Final, Literal
+from .values import value
 
-Series = Literal["6.12", "7.2"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    Series = Literal["6.12", "7.2"]
+
 #: Rule sets, oldest first, with the release each was verified on.
 SERIES: Final[tuple[Series, ...]] = ("6.12", "7.2")
 VERIFIED_ON: Final[dict[Series, str]] = {"6.12": "6.12.117", "7.2": "7.2.13"}
 DEFAULT_SERIES: Final[Series] = "6.12"
 
-_RELEASE = re.compile(r"^(\d+)\.(\d+)")
+
+def _leading_number(text: str) -> tuple[int, str] | None:
+    """``"13+deb14"`` -> ``(13, "+deb14")``: the ASCII digits at the start, and the rest."""
+    end = 0
+    while end < len(text) and "0" <= text[end] <= "9":
+        end += 1
+    return (int(text[:end]), text[end:]) if end else None
 
 
 def parse_version(release: str | None) -> tuple[int, int] | None:
     """``"7.2.13+deb14-arm64"`` -> ``(7, 2)``; None when it is not a release."""
-    m = _RELEASE.match(release or "")
-    return (int(m.group(1)), int(m.group(2))) if m else None
+    major = _leading_number(release or "")
+    if major is None or not major[1].startswith("."):
+        return None
+    minor = _leading_number(major[1][1:])
+    return None if minor is None else (major[0], minor[0])
 
 
 def series_for(release: str | None) -> Series:
@@ -54,7 +66,7 @@ def is_series(text: str) -> bool:
     return text in SERIES
 
 
-@dataclass(frozen=True)
+@value
 class VersionChange:
     """One difference between the 6.12 and 7.2 rule sets."""
 

@@ -16,12 +16,17 @@ The bounds follow the kernel where it has one:
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Final
 
 from .errors import InvalidArgumentError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from logging import Logger
+    from typing import Final
+
+    from .logs import Log
 
 NAME_MAX: Final = 255
 PATH_MAX: Final = 4096
@@ -168,7 +173,7 @@ class RateLimitedLog:
     """At most *burst* log lines per *interval* seconds; then one line saying how many
     were suppressed (like the kernel's ``printk_ratelimit``)."""
 
-    def __init__(self, logger: logging.Logger, burst: int = 5, interval: float = 10.0) -> None:
+    def __init__(self, logger: Log | Logger, burst: int = 5, interval: float = 10.0) -> None:
         self.logger = logger
         self.burst = burst
         self.interval = interval

@@ -20,25 +20,26 @@
 
 from __future__ import annotations
 
-import string
-from typing import TYPE_CHECKING, Final, Literal
-
 from .errors import InvalidArgumentError, LayoutError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Final, Literal
+
     from .devicetree import DeviceTree
     from .model import CellInfo
+
+    MacMode = Literal["48", "24"]
 
 ETH_ALEN: Final = 6
 #: include/linux/if_ether.h: MAC_ADDR_STR_LEN
 MAC_ADDR_STR_LEN: Final = 3 * ETH_ALEN - 1
-_HEX: Final = frozenset(string.hexdigits.encode())
+_HEX: Final = frozenset(b"0123456789abcdefABCDEF")  # string.hexdigits
 _MASK48: Final = (1 << 48) - 1
 
 #: Documentation/devicetree/bindings/nvmem/layouts/fixed-cell.yaml
 MAC_BASE_COMPATIBLE: Final = "mac-base"
 
-MacMode = Literal["48", "24"]
 MAC_MODES: Final = ("48", "24")
 
 

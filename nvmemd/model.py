@@ -9,27 +9,38 @@ redundant U-Boot environments).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final, Literal
+from .values import field, value
 
-from .kernel_version import Series
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final, Literal
 
-#: ``nvmem_config.fixup_dt_cell_info`` hooks nvmemd mirrors (cells.py: FIXUPS).
-Fixup = Literal["qfprom", "imx-ocotp", "mtk-efuse-gpu-speedbin"]
+    from .kernel_version import Series
+
+    #: ``nvmem_config.fixup_dt_cell_info`` hooks nvmemd mirrors (cells.py: FIXUPS).
+    Fixup = Literal["qfprom", "imx-ocotp", "mtk-efuse-gpu-speedbin"]
+
+    #: ``read_post_process(priv, id, index, offset, buf, raw_len)``: *id* is the
+    #: consumer's name for the cell (the cell name for sysfs reads), *index* the
+    #: ``#nvmem-cell-cells`` argument (0 for sysfs reads).  Returns the new buffer
+    #: (``bytes`` long) or raises :class:`~nvmemd.errors.LayoutError` (-EINVAL).
+    PostProcess = Callable[[str, int, bytes], bytes]
 
 #: drivers/mtd/mtdcore.c: mtd_otp_nvmem_add(): "user-otp" / "factory-otp" + NVMEM_DEVID_AUTO
-MTD_OTP_NAME: Final = re.compile(r"^(user-otp|factory-otp)\d+$")
-
-#: ``read_post_process(priv, id, index, offset, buf, raw_len)``: *id* is the
-#: consumer's name for the cell (the cell name for sysfs reads), *index* the
-#: ``#nvmem-cell-cells`` argument (0 for sysfs reads).  Returns the new buffer
-#: (``bytes`` long) or raises :class:`~nvmemd.errors.LayoutError` (-EINVAL).
-PostProcess = Callable[[str, int, bytes], bytes]
+MTD_OTP_PREFIXES: Final = ("user-otp", "factory-otp")
 
 
-@dataclass(frozen=True)
+def is_mtd_otp_name(name: str) -> bool:
+    """``user-otp<N>`` or ``factory-otp<N>`` (N: the NVMEM_DEVID_AUTO number)."""
+    for prefix in MTD_OTP_PREFIXES:
+        if name.startswith(prefix):
+            number = name[len(prefix):]
+            return number.isascii() and number.isdigit()
+    return False
+
+
+@value
 class Access:
     """``nvmem_config.stride`` / ``.word_size``: sysfs rejects unaligned reads."""
 
@@ -40,7 +51,7 @@ class Access:
 BYTE_ACCESS: Final = Access()
 
 
-@dataclass(frozen=True)
+@value
 class Provider:
     """One nvmem device, as ``/sys/bus/nvmem/devices/<name>`` shows it."""
 
@@ -81,10 +92,10 @@ class Provider:
 
     @property
     def is_mtd_otp(self) -> bool:
-        return MTD_OTP_NAME.match(self.name) is not None and self.mtd_type is not None
+        return is_mtd_otp_name(self.name) and self.mtd_type is not None
 
 
-@dataclass(frozen=True)
+@value
 class CellRules:
     """What the kernel does with one provider's DT node (kernel_rules.cell_rules())."""
 
@@ -96,7 +107,7 @@ class CellRules:
     series: Series = "6.12"  # the rule set (kernel_version.SERIES) these were decided for
 
 
-@dataclass(frozen=True)
+@value
 class CellInfo:
     """One cell, as ``struct nvmem_cell_entry`` holds it after registration."""
 
@@ -116,7 +127,7 @@ class CellInfo:
         return f"{self.name}@{self.offset:x},{self.bit_offset:x}"
 
 
-@dataclass(frozen=True)
+@value
 class Validity:
     """Checksum status of self-describing media (beyond the kernel)."""
 
@@ -128,7 +139,7 @@ class Validity:
     flag: int | None = None  # redundant U-Boot environment: the flag (mark) byte
 
 
-@dataclass(frozen=True)
+@value
 class RedundantCopy:
     """One of two providers holding a redundant U-Boot environment (registration.py)."""
 
@@ -151,7 +162,7 @@ class RedundantCopy:
                 f"(flag 0x{self.flag:02x}, {'valid' if valid else 'invalid'}) is not")
 
 
-@dataclass(frozen=True)
+@value
 class ProviderEntry:
     """A provider with the cells the kernel would give it, and what nvmemd found."""
 
@@ -184,7 +195,7 @@ class ProviderEntry:
         return (*self.notes, self.redundant.describe(valid))
 
 
-@dataclass(frozen=True)
+@value
 class BrokenProvider:
     """A provider listed in sysfs that could not be described at all."""
 

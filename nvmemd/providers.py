@@ -8,16 +8,16 @@ encodes root_only / read_only, its size the provider size), ``type``,
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 
 from .devicetree import DeviceTree
 from .errors import SysrootError
-from .model import MTD_OTP_NAME, Provider
+from .logs import get_logger
+from .model import Provider, is_mtd_otp_name
 from .sysroot import NOT_RECORDED, Sysroot
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 NVMEM_BUS = "/sys/bus/nvmem/devices"
 
@@ -50,7 +50,7 @@ def _nearest_driver(sysroot: Sysroot, device_dir: str) -> str | None:
 def _mtd_type(sysroot: Sysroot, name: str, parent: str, parent_subsystem: str | None) -> str | None:
     if parent_subsystem == "mtd":
         return sysroot.read_text(parent + "/type")
-    if MTD_OTP_NAME.match(name):
+    if is_mtd_otp_name(name):
         # mtd_otp_nvmem_register(): config.dev = mtd->dev.parent, the flash device,
         # which holds the mtd class devices in its mtd/ directory.
         for child in sysroot.listdir(parent + "/mtd"):
@@ -62,7 +62,7 @@ def _mtd_type(sysroot: Sysroot, name: str, parent: str, parent_subsystem: str | 
 
 def _lstat_mode(sysroot: Sysroot, path: str) -> int:
     try:
-        return os.lstat(sysroot.host_str(path)).st_mode
+        return os.lstat(sysroot.host_path(path)).st_mode
     except OSError:
         return 0
 

@@ -10,21 +10,20 @@ way the kernel refuses it to an unprivileged ``open()``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from .consumers import ConsumerRef, consumers_of, lookup, netdev_of_node
 from .errors import AccessDeniedError, InvalidArgumentError, NvmemError
 from .macaddr import decode_mac_base, format_mac, is_mac_base
 from .model import CellInfo, ProviderEntry
-from .records import (
-    CellRecord,
-    broken_record,
-    cell_record,
-    printable,
-    provider_record,
-)
+from .records import broken_record, cell_record, printable, provider_record
 from .registry import Registry
+from .values import value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .records import CellRecord
 
 #: Chunk size of `dump` reads: bounded memory whatever the provider size.
 DUMP_CHUNK = 64 * 1024
@@ -35,7 +34,7 @@ def denied(entry: ProviderEntry) -> AccessDeniedError:
     return AccessDeniedError(f"{entry.name}: permission denied (root-only provider)")
 
 
-@dataclass(frozen=True)
+@value
 class Query:
     """Answers about one registry, as a caller that may (or may not) read root-only bytes."""
 

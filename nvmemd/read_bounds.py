@@ -21,36 +21,42 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
-from typing import Final, Literal
 
 from .errors import ProviderIOError
 from .kernel_rules import LEGACY_OF_CELL_DRIVERS
-from .kernel_version import SERIES, Series
+from .kernel_version import SERIES
 from .model import Access, Provider
 from .reader import read_range
 from .sysroot import Sysroot
+from .values import value
 
-#: The four situations a bounds check can tell apart (``size`` is the provider's size):
-#: ``zero-length``: bytes == 0, offset <= size; ``zero-length-past-end``: bytes == 0,
-#: offset > size; ``straddle``: bytes > 0, offset <= size < offset + bytes;
-#: ``past-end``: bytes > 0, offset > size.
-Case = Literal["zero-length", "zero-length-past-end", "straddle", "past-end"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    from .kernel_version import Series
+
+    #: The four situations a bounds check can tell apart (``size`` is the provider's size):
+    #: ``zero-length``: bytes == 0, offset <= size; ``zero-length-past-end``: bytes == 0,
+    #: offset > size; ``straddle``: bytes > 0, offset <= size < offset + bytes;
+    #: ``past-end``: bytes > 0, offset > size.
+    Case = Literal["zero-length", "zero-length-past-end", "straddle", "past-end"]
+
+    #: What the read returns:
+    #: ``ok``: success (a zero-length cell reads as empty);
+    #: ``EINVAL`` / ``EIO``: the read fails with that errno;
+    #: ``pad-zero``: the bytes past the end stay 0 (the kzalloc'd buffer), success;
+    #: ``pad-last``: the bytes past the end are the provider's last byte, success;
+    #: ``registers``: the driver reads on into the chip's other registers: succeeds with
+    #: bytes nvmemd cannot know (nvmemd reports an error).
+    Outcome = Literal["ok", "EINVAL", "EIO", "pad-zero", "pad-last", "registers"]
+
 CASES: Final[tuple[Case, ...]] = ("zero-length", "zero-length-past-end", "straddle", "past-end")
-
-#: What the read returns:
-#: ``ok``: success (a zero-length cell reads as empty);
-#: ``EINVAL`` / ``EIO``: the read fails with that errno;
-#: ``pad-zero``: the bytes past the end stay 0 (the kzalloc'd buffer), success;
-#: ``pad-last``: the bytes past the end are the provider's last byte, success;
-#: ``registers``: the driver reads on into the chip's other registers: succeeds with
-#: bytes nvmemd cannot know (nvmemd reports an error).
-Outcome = Literal["ok", "EINVAL", "EIO", "pad-zero", "pad-last", "registers"]
 
 _ERRNOS: Final = {"EINVAL": errno.EINVAL, "EIO": errno.EIO}
 
 
-@dataclass(frozen=True)
+@value
 class BoundsRule:
     """One driver's ``reg_read`` bounds, on the rule sets in *series*."""
 
@@ -200,7 +206,7 @@ def classify(offset: int, nbytes: int, size: int) -> Case | None:
     return "straddle" if offset <= size else "past-end"
 
 
-@dataclass(frozen=True)
+@value
 class BoundsVerdict:
     """What the kernel's read of one range gives, by the table."""
 

@@ -7,31 +7,34 @@ is the same whichever way the data came.  Imports only the model.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any, TypedDict
 
-from .model import BrokenProvider, CellInfo, ProviderEntry
+    from .model import BrokenProvider, CellInfo, ProviderEntry
 
-
-class CellRecord(TypedDict, total=False):
-    provider: str
-    name: str
-    sysfs_name: str
-    offset: int
-    bit_offset: int
-    nbits: int
-    bytes: int
-    source: str
-    of_node: str | None
-    value: str | None
-    error: str  # a failed read: the kernel's strerror text when read_bounds knows it
-    error_detail: str  # ... and then why (driver, function, rule set)
-    consumers: list[dict[str, Any]]
-    # nvmemd extensions; `value` always stays what the kernel's cells/ file returns
-    mac_base: bool  # compatible = "mac-base" (decoded only by OpenWrt's kernel)
-    decoded: str | int  # mac-base: the MAC; ONIE num-macs: the count
-    decoded_error: str
-    num_macs: int  # ONIE mac-address: how many addresses the EEPROM allots
-    consumer: dict[str, Any]  # get --consumer/--netdev: the reference that was followed
+    # A type, not a class at run time: records are dict displays, so that the CLI's
+    # `get` does not import typing for it.
+    class CellRecord(TypedDict, total=False):
+        provider: str
+        name: str
+        sysfs_name: str
+        offset: int
+        bit_offset: int
+        nbits: int
+        bytes: int
+        source: str
+        of_node: str | None
+        value: str | None
+        error: str  # a failed read: the kernel's strerror text when read_bounds knows it
+        error_detail: str  # ... and then why (driver, function, rule set)
+        consumers: list[dict[str, Any]]
+        # nvmemd extensions; `value` always stays what the kernel's cells/ file returns
+        mac_base: bool  # compatible = "mac-base" (decoded only by OpenWrt's kernel)
+        decoded: str | int  # mac-base: the MAC; ONIE num-macs: the count
+        decoded_error: str
+        num_macs: int  # ONIE mac-address: how many addresses the EEPROM allots
+        consumer: dict[str, Any]  # get --consumer/--netdev: the reference that was followed
 
 
 def printable(text: str) -> str:
@@ -40,17 +43,17 @@ def printable(text: str) -> str:
 
 
 def cell_record(entry: ProviderEntry, cell: CellInfo) -> CellRecord:
-    return CellRecord(
-        provider=entry.name,
-        name=printable(cell.name),
-        sysfs_name=printable(cell.sysfs_name),
-        offset=cell.offset,
-        bit_offset=cell.bit_offset,
-        nbits=cell.nbits,
-        bytes=cell.bytes,
-        source=cell.source,
-        of_node=printable(cell.of_node) if cell.of_node is not None else None,
-    )
+    return {
+        "provider": entry.name,
+        "name": printable(cell.name),
+        "sysfs_name": printable(cell.sysfs_name),
+        "offset": cell.offset,
+        "bit_offset": cell.bit_offset,
+        "nbits": cell.nbits,
+        "bytes": cell.bytes,
+        "source": cell.source,
+        "of_node": printable(cell.of_node) if cell.of_node is not None else None,
+    }
 
 
 def provider_record(entry: ProviderEntry) -> dict[str, Any]:

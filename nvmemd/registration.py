@@ -16,12 +16,7 @@ redundant U-Boot environments held in two partitions.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
-import functools
-import logging
-from collections import Counter
-from dataclasses import dataclass, field
 
 from .cells import add_cells_from_dt
 from .config import Config
@@ -35,15 +30,17 @@ from .layouts import (
     match_provider_driver,
     matched_compatible,
 )
+from .logs import get_logger
 from .model import BrokenProvider, CellInfo, CellRules, Provider, ProviderEntry, Validity
 from .providers import read_provider
 from .reader import read_range
 from .sysroot import Sysroot
+from .values import field, record, replace
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
-@dataclass
+@record
 class StepResult:
     """What one registration step added, and what it had to say."""
 
@@ -57,11 +54,16 @@ class StepResult:
 
 
 def _duplicate_name(cells: list[CellInfo], provider: str) -> str | None:
-    """``nvmem_populate_sysfs_cells()``: sysfs refuses two files of the same name."""
-    dup = [n for n, k in Counter(c.sysfs_name for c in cells).items() if k > 1]
-    if dup:
-        return (f"{provider}: cannot create duplicate filename 'cells/{dup[0]}' "
-                "(two cells share name, offset and bit offset)")
+    """``nvmem_populate_sysfs_cells()``: sysfs refuses two files of the same name.
+
+    The files are created in list order, so the first name met a second time fails.
+    """
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.sysfs_name in seen:
+            return (f"{provider}: cannot create duplicate filename 'cells/{cell.sysfs_name}' "
+                    "(two cells share name, offset and bit offset)")
+        seen.add(cell.sysfs_name)
     return None
 
 
@@ -248,7 +250,7 @@ def relate_providers(entries: dict[str, ProviderEntry], tree: DeviceTree
     earlier pairing is dropped first, so the daemon can re-relate after each
     hot-plug change.
     """
-    entries = {n: dataclasses.replace(e, redundant=None) if e.redundant else e
+    entries = {n: replace(e, redundant=None) if e.redundant else e
                for n, e in sorted(entries.items())}
     if not any(v.flag is not None for e in entries.values() for v in e.validity):
         return entries  # nothing to pair; spares importing the U-Boot env parser
@@ -299,19 +301,19 @@ def pair_redundant_environments(entries: dict[str, ProviderEntry], tree: DeviceT
     for (compat, parent), members in groups.items():
         if len(members) > 2:
             for entry, _ in members:
-                out[entry.name] = dataclasses.replace(entry, notes=(*entry.notes, (
+                out[entry.name] = replace(entry, notes=(*entry.notes, (
                     f"redundant U-Boot environment: {len(members)} copies under {parent}; "
                     "no copy chosen (two expected)")))
         if len(members) != 2:
             continue
         siblings = [c.basename for c in tree.node(parent).children()]
-        members.sort(key=functools.partial(_dt_position, siblings))
+        members.sort(key=lambda member: _dt_position(siblings, member))
         copies = tuple(EnvCopy(e.name, v.status == "valid", v.flag or 0) for e, v in members)
         assert len(copies) == 2
         chosen = choose_copy(REDUNDANT_FLAG_TYPES[compat], (copies[0], copies[1]))
         for i, (entry, _) in enumerate(members):
             me, other = copies[i], copies[1 - i]
-            out[entry.name] = dataclasses.replace(entry, redundant=RedundantCopy(
+            out[entry.name] = replace(entry, redundant=RedundantCopy(
                 compatible=compat, peer=other.provider,
                 in_use=None if chosen is None else chosen == i,
                 flag=me.flag, peer_flag=other.flag, peer_valid=other.valid))

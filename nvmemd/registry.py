@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 from .cells import decode_cell
 from .config import Config
@@ -32,14 +29,16 @@ from .providers import list_provider_names
 from .read_bounds import CellReadError, read_cell_raw
 from .reader import read_range
 from .registration import relate_providers, scan_provider
-from .specs import did_you_mean, split_provider
+from .specs import did_you_mean, split_provider, split_sysfs_name
 from .sysroot import Sysroot
+from .values import field, value
 
-#: The kernel's sysfs cell file name, ``name@offset,bit`` in hex.
-_SYSFS_NAME = re.compile(r"^(?P<name>.+)@(?P<offset>[0-9a-fA-F]+),(?P<bit>[0-9a-fA-F]+)$")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
-@dataclass(frozen=True)
+@value
 class Registry:
     sysroot: Sysroot
     config: Config
@@ -178,10 +177,10 @@ def match_spec(spec: str, cell: CellInfo) -> bool:
     """Does *spec* name *cell*: a DT path, ``name@off,bit``, or a plain name."""
     if spec.startswith("/"):
         return cell.of_node == spec.rstrip("/")
-    m = _SYSFS_NAME.match(spec)
-    if m:
-        return (cell.name == m["name"] and cell.offset == int(m["offset"], 16)
-                and cell.bit_offset == int(m["bit"], 16))
+    sysfs_name = split_sysfs_name(spec)
+    if sysfs_name is not None:
+        name, offset, bit = sysfs_name
+        return cell.name == name and cell.offset == offset and cell.bit_offset == bit
     return cell.name == spec
 
 

@@ -123,7 +123,7 @@ class _Writer:
             resolved = self.sysroot.resolve(link)
         except SysrootError:
             return
-        if resolved.startswith("/sys/") and self.sysroot.host_path(resolved).is_dir():
+        if resolved.startswith("/sys/") and os.path.isdir(self.sysroot.host_path(resolved)):
             self.directory(resolved)
 
     def tree(self, root: str) -> None:
@@ -140,7 +140,7 @@ class _Writer:
 
 def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes: int,
                   info: SnapshotInfo, name: str) -> None:
-    host = w.sysroot.host_path(sys_path)
+    host = Path(w.sysroot.host_path(sys_path))
     for entry in sorted(os.listdir(host)):
         if entry in _SKIP_IN_DEVICE:
             continue
@@ -185,7 +185,7 @@ def _ancestors(w: _Writer, sys_path: str) -> None:
 
 def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
                   ) -> list[dict[str, Any]] | None:
-    host = sysroot.host_path(sys_path) / "cells"
+    host = Path(sysroot.host_path(sys_path)) / "cells"
     if not host.is_dir():
         return None
     cells = []

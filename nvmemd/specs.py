@@ -30,6 +30,22 @@ def split_provider(spec: str) -> tuple[str | None, str]:
     return None, spec
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def split_sysfs_name(spec: str) -> tuple[str, int, int] | None:
+    """``(name, offset, bit)`` of the kernel's cell file name ``name@offset,bit`` (hex,
+    ``nvmem_populate_sysfs_cells()``: ``"%s@%x,%x"``), or None for any other spec."""
+    name, at, place = spec.rpartition("@")
+    offset, comma, bit = place.partition(",")
+    if not (name and at and comma) or "\n" in name:
+        return None
+    if not offset or not bit or not _HEX_DIGITS.issuperset(offset) or not _HEX_DIGITS.issuperset(
+            bit):
+        return None
+    return name, int(offset, 16), int(bit, 16)
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` for the names closest to *name* (a typo), else ``""``."""
     import difflib  # error paths only

@@ -16,10 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import SysrootError
+from .values import value
 
 #: include/linux/namei.h: MAXSYMLINKS
 MAX_SYMLINKS = 40
@@ -31,17 +30,18 @@ SYSROOT_ENV = "NVMEMD_SYSROOT"
 NOT_RECORDED = "nvmemd-not-recorded"
 
 
-@dataclass(frozen=True)
+@value
 class Sysroot:
-    """A directory standing for ``/``."""
+    """A directory standing for ``/`` (an absolute path; plain strings, no pathlib:
+    every sysfs access of a ``get`` goes through here)."""
 
-    root: Path
+    root: str
 
     @classmethod
     def from_arg(cls, arg: str | None) -> Sysroot:
         """The sysroot from ``--sysroot``, else ``$NVMEMD_SYSROOT``, else ``/``."""
         chosen = arg or os.environ.get(SYSROOT_ENV) or DEFAULT_SYSROOT
-        return cls(Path(os.path.abspath(chosen)))
+        return cls(os.path.abspath(chosen))
 
     def validate(self) -> str | None:
         """Refuse a sysroot that is not one (SysrootError); a warning when it has no nvmem bus.
@@ -50,7 +50,7 @@ class Sysroot:
         parent); ``sys/bus/nvmem`` is absent where the kernel has no NVMEM support
         or no provider has registered yet: not an error, but worth saying.
         """
-        root = str(self.root)
+        root = self.root
         if not os.path.exists(root):
             raise SysrootError(f"sysroot {root}: no such directory")
         if not os.path.isdir(root):
@@ -63,9 +63,9 @@ class Sysroot:
                     "(kernel without CONFIG_NVMEM, or drivers not loaded yet)")
         return None
 
-    def host_path(self, path: str) -> Path:
+    def host_path(self, path: str) -> str:
         """The host path of an absolute in-sysroot *path*, links not followed."""
-        return Path(str(self.root).rstrip("/") + "/" + path.lstrip("/"))
+        return self.root.rstrip("/") + "/" + path.lstrip("/")
 
     def resolve(self, path: str) -> str:
         """Resolve every link in the in-sysroot *path*; return an in-sysroot path.
@@ -91,7 +91,7 @@ class Sysroot:
     def _walk(self, resolved: list[str], path: str, hops: int, display: str
               ) -> tuple[str, int]:
         # Plain strings and os.readlink(): this runs for every sysfs access.
-        root = str(self.root).rstrip("/")
+        root = self.root.rstrip("/")
         pending = path.split("/")
         pending.reverse()
         host = root + "/" + "/".join(resolved) if resolved else root
@@ -122,11 +122,7 @@ class Sysroot:
             pending.extend(parts)
         return "/" + "/".join(resolved), hops
 
-    def host_str(self, path: str) -> str:
-        """:meth:`host_path` as a string (no Path object on hot paths)."""
-        return str(self.root).rstrip("/") + "/" + path.lstrip("/")
-
-    def resolved_host_path(self, path: str) -> Path:
+    def resolved_host_path(self, path: str) -> str:
         """The host path of *path* after resolving its links inside the sysroot."""
         return self.host_path(self.resolve(path))
 
@@ -143,11 +139,11 @@ class Sysroot:
         """
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
         try:
-            fd = os.open(self.host_str(path), flags)
+            fd = os.open(self.host_path(path), flags)
         except OSError as e:
             if e.errno != errno.ELOOP:
                 raise
-            fd = os.open(self.host_str(self.resolve(path)), flags)
+            fd = os.open(self.host_path(self.resolve(path)), flags)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise OSError(errno.EINVAL, "not a regular file")
@@ -159,9 +155,9 @@ class Sysroot:
     def stat_file(self, path: str) -> os.stat_result:
         """``stat()`` of in-sysroot *path* (directories resolved), a final link
         resolved inside the sysroot instead of on the host."""
-        st = os.lstat(self.host_str(path))
+        st = os.lstat(self.host_path(path))
         if stat.S_ISLNK(st.st_mode):
-            st = os.lstat(self.host_str(self.resolve(path)))
+            st = os.lstat(self.host_path(self.resolve(path)))
         return st
 
     def read_file(self, path: str, limit: int = -1) -> bytes:
@@ -181,7 +177,7 @@ class Sysroot:
 
     def exists(self, path: str) -> bool:
         try:
-            return self.resolved_host_path(path).exists()
+            return os.path.exists(self.resolved_host_path(path))
         except SysrootError:
             return False
 
@@ -197,6 +193,6 @@ class Sysroot:
         # The directory is walked once; the link is resolved from there (same hop count).
         parent, hops = self._walk([], os.path.dirname(path), 0, path)
         name = os.path.basename(path)
-        if not os.path.islink(self.host_str(parent) + "/" + name):
+        if not os.path.islink(self.host_path(parent) + "/" + name):
             return None
         return self.resolve_from(parent, name, hops, path)[0]

@@ -445,6 +445,34 @@ def test_bus_path_imports_stay_lean() -> None:
     assert loaded & heavy == set()
 
 
+#: What a direct `get` must not load (each costs a good part of Python's own start-up;
+#: HACKING.md, "Start-up").
+LEAN_FORBIDDEN = frozenset({"argparse", "dataclasses", "typing", "re", "logging", "pathlib",
+                            "inspect", "enum", "functools", "collections", "weakref", "string",
+                            "tomllib", "json", "difflib"})
+
+
+@pytest.mark.parametrize("specs", [
+    ["board-eeprom1/serial-number", "--format", "string"],  # ONIE TLV layout
+    ["u-boot-env0/ethaddr", "--format", "mac"],  # U-Boot environment, ASCII MAC post-processing
+    ["imx-ocotp0/mac-address", "--format", "mac"],  # legacy cells, imx-ocotp fixup
+    ["serial-number", "hw-revision", "--format", "hex"],  # names: every provider scanned
+], ids=lambda specs: specs[0])
+def test_direct_get_imports_stay_lean(demo_board_sysroot: Path, specs: list[str]) -> None:
+    """A direct `get` on the demo board runs on modules `python -c pass` has loaded, cheap
+    built-ins, libfdt (DT order) and nvmemd's own: the start-up target of issue 12."""
+    code = ("import sys\nfrom nvmemd.cli.fast import main\ncode = main(sys.argv[1:])\n"
+            "sys.stdout.flush()\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+            "sys.exit(code)")
+    proc = subprocess.run([sys.executable, "-c", code, "--sysroot", str(demo_board_sysroot),
+                           "--direct", "get", *specs], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    loaded = set(proc.stderr.split())
+    assert "nvmemd.registry" in loaded  # it did scan
+    assert loaded & LEAN_FORBIDDEN == set()
+
+
 # --- issue 12 #4: README teaches the slash form, and its commands run as documented
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from nvmemd.config import Config, load_config, parse_release
+from nvmemd.config import Config, load_config
 from nvmemd.errors import ConfigError
+from nvmemd.kernel_version import parse_version
 from nvmemd.sysroot import Sysroot
 
 
@@ -18,7 +19,7 @@ def sysroot_with(tmp_path: Path, toml: str | None, release: str | None = "6.12.1
     if toml is not None:
         (tmp_path / "etc/nvmemd").mkdir(parents=True)
         (tmp_path / "etc/nvmemd/nvmemd.toml").write_text(toml)
-    return Sysroot(tmp_path)
+    return Sysroot(str(tmp_path))
 
 
 def test_no_file_means_defaults(tmp_path: Path) -> None:
@@ -63,7 +64,11 @@ def test_an_explicit_path_must_exist(tmp_path: Path) -> None:
         load_config(sysroot_with(tmp_path, None), str(tmp_path / "missing.toml"))
 
 
-@pytest.mark.parametrize(("text", "parsed"), [("6.12.117+deb12-arm64", (6, 12)),
-                                              ("7.2.13", (7, 2)), ("garbage", None), (None, None)])
-def test_parse_release(text: str | None, parsed: tuple[int, int] | None) -> None:
-    assert parse_release(text) == parsed
+@pytest.mark.parametrize(("text", "parsed"), [
+    ("6.12.117+deb12-arm64", (6, 12)), ("7.2.13", (7, 2)), ("6.7", (6, 7)), ("10.0-rc1", (10, 0)),
+    ("garbage", None), (None, None), ("", None), ("6", None), ("6.", None), (".6.1", None),
+    ("6.x", None), ("\u0666.1", None), ("6.\u0661", None)])
+def test_parse_version(text: str | None, parsed: tuple[int, int] | None) -> None:
+    """The release parser the config and the rule sets share; ASCII digits only (\\d's
+    Unicode digits are not a kernel release)."""
+    assert parse_version(text) == parsed

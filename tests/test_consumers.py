@@ -119,7 +119,7 @@ def get(root: Path, *args: str) -> str:
 
 
 def test_parse_consumer_arguments(root: Path) -> None:
-    tree = DeviceTree(Sysroot(root))
+    tree = DeviceTree(Sysroot(str(root)))
     refs = parse_consumer(tree, tree.node("/soc/other@1000"))
     assert [(r.name, r.index, r.cell_node) for r in refs] == [
         ("ethaddr", 0, "/soc/efuse@30350000/mac-address@90"),

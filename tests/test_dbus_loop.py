@@ -61,7 +61,7 @@ async def _serve_and_ask(address: str, registry: Registry, walks: list[str]) -> 
 
 def test_managed_objects_do_no_dt_walk(demo_board_sysroot: Path, private_bus: PrivateBus,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    registry = scan(Sysroot(demo_board_sysroot), Config())
+    registry = scan(Sysroot(str(demo_board_sysroot)), Config())
     walks: list[str] = []
     real_walk = DeviceTree.walk
 
@@ -80,7 +80,7 @@ def test_managed_objects_do_no_dt_walk(demo_board_sysroot: Path, private_bus: Pr
 
 
 def test_only_small_otp_reads_run_inline(demo_board_sysroot: Path) -> None:
-    registry = scan(Sysroot(demo_board_sysroot), Config())
+    registry = scan(Sysroot(str(demo_board_sysroot)), Config())
     for entry in registry:
         small = reads_inline(entry, 6)
         assert small == (entry.provider.type == "OTP" and not entry.provider.is_mtd), entry.name

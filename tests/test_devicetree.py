@@ -23,7 +23,7 @@ DTS = """/dts-v1/;
 
 
 def tree(tmp_path: Path) -> DeviceTree:
-    return DeviceTree(Sysroot(inline_sysroot(tmp_path, DTS, [])))
+    return DeviceTree(Sysroot(str(inline_sysroot(tmp_path, DTS, []))))
 
 
 def test_properties_are_raw_bytes(tmp_path: Path) -> None:
@@ -39,7 +39,7 @@ def test_children_in_dt_order_from_the_blob(tmp_path: Path) -> None:
 
 def test_children_in_unit_address_order_without_blob(tmp_path: Path) -> None:
     t = tree(tmp_path)
-    (t.sysroot.root / "sys/firmware/fdt").unlink()
+    (Path(t.sysroot.root) / "sys/firmware/fdt").unlink()
     t = DeviceTree(t.sysroot)
     assert [c.basename for c in t.node("/n").children()] == ["mm@3", "zz@20", "aa@100"]
 

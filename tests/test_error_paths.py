@@ -127,7 +127,7 @@ def test_truncated_nvmem_file(sysroot: Path) -> None:
 
 
 def test_provider_removed_between_listing_and_reading(sysroot: Path) -> None:
-    root = Sysroot(sysroot)
+    root = Sysroot(str(sysroot))
     registry = scan(root, load_config(root))
     entry, cell = registry.resolve_cell("one")
     shutil.rmtree(nvmem(sysroot, "rmem0").parent)

@@ -45,7 +45,7 @@ def _providers() -> list[dict[str, object]]:
 
 def test_version_gated_opt_in_and_mac_findings(tmp_path: Path) -> None:
     root = inline_sysroot(tmp_path, DTS, _providers())
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     for series, s32g_cells in (("6.12", 0), ("7.2", 1)):
         registry = scan(sysroot, Config(kernel_release=f"{series}.1"))
         assert len(registry.entries["s32g-ocotp-nvmem0"].cells) == s32g_cells, series

@@ -21,7 +21,7 @@ REALKERNEL = Path(__file__).resolve().parent / "fixtures" / "realkernel"
 
 
 def _identity(sysroot: Path, may_read_protected: bool = True) -> dict[str, object]:
-    registry = scan(Sysroot(sysroot), Config())
+    registry = scan(Sysroot(str(sysroot)), Config())
     return board_identity(Query(registry, may_read_protected=may_read_protected))
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from nvmemd.kernel_rules import LEGACY_OF_CELL_DRIVERS, cell_rules
-from nvmemd.model import Access, Provider
+from nvmemd.kernel_rules import (
+    LEGACY_OF_CELL_DRIVERS,
+    cell_rules,
+    is_rtc_nvmem_name,
+    is_w1_ds250x_name,
+)
+from nvmemd.model import Access, Provider, is_mtd_otp_name
+from nvmemd.values import replace
 
 BASE = Provider(name="nvmem0", sys_path="/sys/devices/x/nvmem0", type="OTP", size=64, mode=0o444,
                 force_ro=None, of_node="/x", compatible=(), driver=None, parent_subsystem=None,
@@ -15,7 +23,7 @@ BASE = Provider(name="nvmem0", sys_path="/sys/devices/x/nvmem0", type="OTP", siz
 
 
 def provider(**changes: object) -> Provider:
-    return dataclasses.replace(BASE, **changes)  # type: ignore[arg-type]
+    return replace(BASE, **changes)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("row", LEGACY_OF_CELL_DRIVERS, ids=lambda r: r.source)
@@ -84,3 +92,34 @@ def test_access_only_rows_give_stride_without_legacy_cells() -> None:
     compatibles, access = ACCESS_ONLY_DRIVERS[0]
     rules = cell_rules(provider(compatible=(compatibles[0],)))
     assert rules.access == access and access != Access()
+
+
+# --- the name matchers are string code (no `re` at start-up); they keep the kernel's formats
+
+#: The patterns the matchers replace, written from the kernel's format strings.
+RTC_NAME = re.compile(r"(ds1305_nvram|ds1343-|ds1511_nvram|ds1553_nvram|ds1685_nvram|m48t59-"
+                      r"|rp5c01_nvram|stk17ta8_nvram)[0-9]+")
+W1_NAME = re.compile(r"(?:[^\n]+-)?(09|89|0b|91)-[0-9a-f]{12}")
+MTD_OTP = re.compile(r"(user-otp|factory-otp)[0-9]+")
+
+_NAME_PARTS = st.sampled_from(["ds1305_nvram", "ds1343-", "m48t59-", "stk17ta8_nvram", "user-otp",
+                               "factory-otp", "09", "89", "0b", "91", "0B", "-", "0", "7", "a",
+                               "f", "g", "0123456789ab", "w1_bus_master1", "\n", "\u0661", "x"])
+
+
+@given(st.lists(_NAME_PARTS, max_size=8).map("".join) | st.text(max_size=24))
+@settings(max_examples=3000, deadline=None)
+def test_name_matchers_agree_with_the_kernel_formats(name: str) -> None:
+    assert is_rtc_nvmem_name(name) == bool(RTC_NAME.fullmatch(name))
+    assert is_w1_ds250x_name(name) == bool(W1_NAME.fullmatch(name))
+    assert is_mtd_otp_name(name) == bool(MTD_OTP.fullmatch(name))
+
+
+@pytest.mark.parametrize(("name", "rtc", "w1"), [
+    ("ds1305_nvram0", True, False), ("m48t59-12", True, False), ("ds1305_nvram", False, False),
+    ("ds1305_nvramx", False, False), ("09-0123456789ab", False, True),
+    ("w1_bus_master1-91-00000000abcd", False, True), ("-09-0123456789ab", False, False),
+    ("0a-0123456789ab", False, False), ("09-0123456789AB", False, False),
+    ("09-0123456789a", False, False)])
+def test_name_matchers_examples(name: str, rtc: bool, w1: bool) -> None:
+    assert (is_rtc_nvmem_name(name), is_w1_ds250x_name(name)) == (rtc, w1)

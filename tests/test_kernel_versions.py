@@ -111,7 +111,7 @@ def test_version_gated_opt_in() -> None:
 
 def test_config_kernel_version(tmp_path: Path) -> None:
     root = _unpack("rmem-read-bounds", "6.12", tmp_path / "root")
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     assert load_config(sysroot).series() == "6.12"
     conf = tmp_path / "nvmemd.toml"
     conf.write_text('[kernel]\nkernel_version = "7.2"\n')
@@ -139,7 +139,7 @@ def test_get_reports_the_kernels_error(tmp_path: Path) -> None:
 
 def test_findings_read_bounds_name_the_kernels(tmp_path: Path) -> None:
     root = _unpack("rmem-read-bounds", "6.12", tmp_path / "root")
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     registry = scan(sysroot, load_config(sysroot))
     found = {f.cells[0]: f for f in kernel_findings(registry) if f.kind == "read-bounds"}
     assert found["empty-past-end@2000,0"].kernels == ("7.2",)
@@ -151,7 +151,7 @@ def test_findings_read_bounds_name_the_kernels(tmp_path: Path) -> None:
 
 def test_findings_legacy_cells_ignored(tmp_path: Path) -> None:
     root = _unpack("imx8mp-i2c-eeprom-rtc", "7.2", tmp_path / "root")
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     registry = scan(sysroot, load_config(sysroot))
     legacy = [f for f in kernel_findings(registry) if f.kind == "legacy-ignored"]
     assert [f.provider for f in legacy] == ["3-00501"]
@@ -166,7 +166,7 @@ def test_findings_legacy_cells_ignored(tmp_path: Path) -> None:
 
 def test_findings_with_legacy_mode_all_say_nothing_about_legacy(tmp_path: Path) -> None:
     root = _unpack("imx8mp-i2c-eeprom-rtc", "7.2", tmp_path / "root")
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     registry = scan(sysroot, Config(legacy_cells="all", kernel_release="7.2.13"))
     assert not [f for f in kernel_findings(registry) if f.kind == "legacy-ignored"]
 

@@ -127,13 +127,13 @@ def test_config_man_page_and_example_match_the_loader(tmp_path: Path) -> None:
     shipped = REPO / "data" / "nvmemd.toml"
     commented = re.findall(r"^#\s*([a-z_]+)\s*=", shipped.read_text(), re.M)
     assert sorted(commented) == sorted(k for keys in cfg._SCHEMA.values() for k in keys)
-    loaded = cfg.load_config(Sysroot(tmp_path), str(shipped))
+    loaded = cfg.load_config(Sysroot(str(tmp_path)), str(shipped))
     assert (loaded.legacy_cells, loaded.extra_legacy_compatibles, loaded.access_groups) == (
         cfg.Config().legacy_cells, (), ())
     # Uncommented, the shipped defaults are valid and still the defaults.
     uncommented = tmp_path / "uncommented.toml"
     uncommented.write_text(re.sub(r"^#([a-z_]+\s*=)", r"\1", shipped.read_text(), flags=re.M))
-    loaded = cfg.load_config(Sysroot(tmp_path), str(uncommented))
+    loaded = cfg.load_config(Sysroot(str(tmp_path)), str(uncommented))
     assert (loaded.legacy_cells, loaded.extra_legacy_compatibles, loaded.access_groups) == (
         "auto", (), ())
 

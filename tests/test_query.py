@@ -15,7 +15,7 @@ from nvmemd.sysroot import Sysroot
 
 @pytest.fixture(scope="module")
 def registry(demo_board_sysroot: Path) -> Registry:
-    root = Sysroot(demo_board_sysroot)
+    root = Sysroot(str(demo_board_sysroot))
     return scan(root, load_config(root, None))
 
 
@@ -67,7 +67,7 @@ def test_verify_compares_with_the_kernels_cells(tmp_path: Path, demo_board_sysro
 
     root = tmp_path / "root"
     shutil.copytree(demo_board_sysroot, root, symlinks=True)
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     registry = scan(sysroot, load_config(sysroot, None))
     entry = registry.provider("imx-ocotp0")
     cells = Path(sysroot.host_path(entry.provider.sys_path + "/cells"))

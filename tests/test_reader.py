@@ -18,7 +18,7 @@ DATA = bytes(range(64))
 def sysroot(tmp_path: Path) -> Sysroot:
     (tmp_path / "dev0").mkdir()
     (tmp_path / "dev0" / "nvmem").write_bytes(DATA)
-    return Sysroot(tmp_path)
+    return Sysroot(str(tmp_path))
 
 
 @pytest.mark.parametrize(("offset", "length", "access"), [

@@ -45,7 +45,7 @@ def provider_env(tmp_path: Path, extra: str = "") -> tuple[Sysroot, DeviceTree]:
         "bus": "i2c", "driver": "at24", "type": "EEPROM", "mode": "0600", "size": 64,
         "image": {"fill": 0xFF, "data": [{"offset": 0x10, "hex": "01020304"}]},
     }])
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     return sysroot, DeviceTree(sysroot)
 
 

@@ -15,7 +15,7 @@ from nvmemd.sysroot import Sysroot
 
 @pytest.fixture(scope="module")
 def registry(demo_board_sysroot: Path) -> Registry:
-    root = Sysroot(demo_board_sysroot)
+    root = Sysroot(str(demo_board_sysroot))
     return scan(root, load_config(root, None))
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..records import CellRecord
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from ..records import CellRecord
 
 
 class Backend(Protocol):

@@ -221,7 +221,10 @@ def open_backend(args: Any) -> Backend:
     from ..sysroot import Sysroot
     from .direct import DirectBackend
 
-    setup_logging(args.verbose)  # the library logs; silent without -v
+    if args.verbose or "logging" in sys.modules:
+        # Without -v the library's messages go nowhere: it hands them to logging
+        # only once something has imported it (nvmemd.logs), which a get does not.
+        setup_logging(args.verbose)
     warning = Sysroot.from_arg(args.sysroot).validate()
     if warning:
         warn(warning)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 from ..config import load_config
 from ..query import Query
-from ..records import CellRecord
 from ..registry import scan
 from ..sysroot import Sysroot
+from ..values import record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ..records import CellRecord
 
 
-@dataclass
+@record
 class DirectBackend:
     """:class:`~nvmemd.cli.backend.Backend` answered by the query layer in this process."""
 

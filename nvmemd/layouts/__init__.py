@@ -9,14 +9,15 @@ per kernel layout file; :data:`LAYOUT_DRIVERS` is the table of them.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final, Literal
-
 from ..devicetree import DtNode
 from ..errors import LayoutError, NvmemError
 from ..model import Access, CellInfo, Provider, Validity
+from ..values import field, record, value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final, Literal
 
 
 def child_path(layout: DtNode, name: str) -> str | None:
@@ -25,7 +26,7 @@ def child_path(layout: DtNode, name: str) -> str | None:
     return child.path if child is not None else None
 
 
-@dataclass(frozen=True)
+@value
 class LayoutContext:
     """What a layout parser may use: the provider's bytes and its layout node."""
 
@@ -39,7 +40,7 @@ class LayoutContext:
     series: str = "6.12"
 
 
-@dataclass
+@record
 class LayoutResult:
     """What a parser found: bytes and a node in, cells and a validity out."""
 
@@ -48,6 +49,10 @@ class LayoutResult:
     validity: Validity | None = None
     not_created: list[str] = field(default_factory=list)  # valid nodes after a stop
     num_macs: int | None = None  # ONIE num-macs TLV: addresses allotted from the base
+
+
+if TYPE_CHECKING:
+    LayoutParser = Callable[[LayoutContext], LayoutResult]
 
 
 def invalid_media(layout: str, detail: str, *,
@@ -60,10 +65,7 @@ def invalid_media(layout: str, detail: str, *,
                                           detail=detail))
 
 
-LayoutParser = Callable[[LayoutContext], LayoutResult]
-
-
-@dataclass(frozen=True)
+@value
 class LayoutDriver:
     """One row of an ``of_match_table``: the parser lives in ``nvmemd.layouts.<module>``
     and is imported on first use, so a CLI call pays only for the formats it meets."""
@@ -76,6 +78,8 @@ class LayoutDriver:
 
     @property
     def parse(self) -> LayoutParser:
+        import importlib
+
         module = importlib.import_module(f"{__name__}.{self.module}")
         parser: LayoutParser = module.parse
         return parser

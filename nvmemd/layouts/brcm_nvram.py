@@ -10,14 +10,16 @@ CRC-8 byte; nvmemd does not either (validity reports the header only).
 
 from __future__ import annotations
 
-from typing import Final
-
 from ..cells import entry_from_info
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
 from ..model import CellInfo, Validity
 from . import LayoutContext, LayoutResult, child_path
 from .variables import iter_variables
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Final
 
 SOURCE: Final = "brcm-nvram"
 

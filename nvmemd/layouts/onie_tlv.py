@@ -8,14 +8,18 @@ result carries the CRC status (``valid``/``invalid``/``absent``).
 
 from __future__ import annotations
 
-from typing import Final, Literal
-
 from ..cells import entry_from_info
 from ..crc import crc32
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import eth_addr_add
-from ..model import PostProcess, Validity
+from ..model import Validity
 from . import LayoutContext, LayoutResult, child_path, invalid_media
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Final, Literal
+
+    from ..model import PostProcess
 
 SOURCE: Final = "onie-tlv"
 

@@ -7,14 +7,18 @@ kernel, the result carries the CRC-8 status.
 
 from __future__ import annotations
 
-from typing import Final
-
 from ..cells import entry_from_info
 from ..crc import crc8
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, eth_addr_add, is_valid_ether_addr
-from ..model import PostProcess, Validity
+from ..model import Validity
 from . import LayoutContext, LayoutResult, child_path, invalid_media
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Final
+
+    from ..model import PostProcess
 
 SOURCE: Final = "sl28-vpd"
 

@@ -19,50 +19,46 @@ libubootenv's rules (``src/uboot_env.c: libuboot_load()``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from enum import Enum
-from typing import Final
-
 from ..cells import entry_from_info
 from ..crc import crc32
 from ..errors import DeviceTreeError, LayoutError
 from ..macaddr import ETH_ALEN, ascii_mac_post_process
 from ..model import CellInfo, Validity
+from ..values import value
 from . import LayoutContext, LayoutResult, child_path
 from .variables import iter_variables
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Final
 
 SOURCE: Final = "u-boot-env"
 
 
-class Format(Enum):
-    """``enum u_boot_env_format``."""
+@value
+class Format:
+    """One ``enum u_boot_env_format`` value, with the offsetof()s of its image struct."""
 
-    SINGLE = "single"  # struct u_boot_env_image_single {__le32 crc32; u8 data[];}
-    REDUNDANT = "redundant"  # {__le32 crc32; u8 mark; u8 data[];}
-    BROADCOM = "broadcom"  # {__le32 magic; __le32 len; __le32 crc32; u8 data[];}
-
-
-@dataclass(frozen=True)
-class FormatLayout:
+    name: str
     crc32_offset: int
     crc32_data_offset: int
     data_offset: int
 
 
-#: u-boot-env.c: offsetof() of the three image structs
-FORMAT_LAYOUTS: Final[dict[Format, FormatLayout]] = {
-    Format.SINGLE: FormatLayout(0, 4, 4),
-    Format.REDUNDANT: FormatLayout(0, 5, 5),
-    Format.BROADCOM: FormatLayout(8, 12, 12),
-}
+#: struct u_boot_env_image_single {__le32 crc32; u8 data[];}
+SINGLE: Final = Format("single", 0, 4, 4)
+#: struct u_boot_env_image_redundant {__le32 crc32; u8 mark; u8 data[];}
+REDUNDANT: Final = Format("redundant", 0, 5, 5)
+#: struct u_boot_env_image_broadcom {__le32 magic; __le32 len; __le32 crc32; u8 data[];}
+BROADCOM: Final = Format("broadcom", 8, 12, 12)
 
 #: drivers/nvmem/layouts/u-boot-env.c and drivers/nvmem/u-boot-env.c:
 #: u_boot_env_of_match_table[] (.data = format)
 U_BOOT_ENV_COMPATIBLES: Final[dict[str, Format]] = {
-    "u-boot,env": Format.SINGLE,
-    "u-boot,env-redundant-bool": Format.REDUNDANT,
-    "u-boot,env-redundant-count": Format.REDUNDANT,
-    "brcm,env": Format.BROADCOM,
+    "u-boot,env": SINGLE,
+    "u-boot,env-redundant-bool": REDUNDANT,
+    "u-boot,env-redundant-count": REDUNDANT,
+    "brcm,env": BROADCOM,
 }
 
 #: u_boot_env_parse_cells(): the variable that becomes 6 binary bytes
@@ -86,8 +82,7 @@ def _env_size(ctx: LayoutContext) -> int | None:
 
 def parse(ctx: LayoutContext) -> LayoutResult:
     """``u_boot_env_parse()``."""
-    fmt = U_BOOT_ENV_COMPATIBLES[ctx.compatible.lower()]
-    lay = FORMAT_LAYOUTS[fmt]
+    lay = U_BOOT_ENV_COMPATIBLES[ctx.compatible.lower()]
     dev_size = ctx.size
     env_size = _env_size(ctx) if ctx.series != "6.12" else None
     if env_size is not None:
@@ -100,7 +95,7 @@ def parse(ctx: LayoutContext) -> LayoutResult:
     buf = bytearray(ctx.read(0, dev_size))
     if len(buf) != dev_size:
         raise LayoutError(f"-EIO: read {len(buf)} of {dev_size} bytes")
-    flag = buf[REDUNDANT_FLAG_OFFSET] if fmt is Format.REDUNDANT and dev_size > 4 else None
+    flag = buf[REDUNDANT_FLAG_OFFSET] if lay is REDUNDANT and dev_size > 4 else None
     if dev_size < lay.data_offset:
         detail = f"Device too small for u-boot-env ({dev_size} bytes, header {lay.data_offset})"
         return LayoutResult(errors=[LayoutError(detail + " (-EIO)")],
@@ -159,7 +154,7 @@ REDUNDANT_FLAG_TYPES: Final[dict[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
+@value
 class EnvCopy:
     provider: str
     valid: bool

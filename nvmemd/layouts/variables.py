@@ -8,11 +8,14 @@ entry without ``=``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from ..values import value
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
-@dataclass(frozen=True)
+@value
 class Variable:
     name: str  # bytes before '=', undecodable bytes kept as surrogates
     offset: int  # absolute offset of the value

@@ -58,7 +58,7 @@ def brcm_nvram(variables: list[bytes], size: int = 0x1000, *, padding: int = 0xF
 
 def empty_node(tmp: Path | None = None, path: str = "/nvmem-layout") -> DtNode:
     """A DT node without children (the parsers only look for children by name)."""
-    return DeviceTree(Sysroot(tmp or Path("/nonexistent-nvmemd-test"))).node(path)
+    return DeviceTree(Sysroot(str(tmp or Path("/nonexistent-nvmemd-test")))).node(path)
 
 
 def fuzz_context(image: bytes, compatible: str) -> LayoutContext:

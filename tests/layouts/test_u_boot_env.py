@@ -259,7 +259,7 @@ def test_selection_is_idempotent(tmp_path: Path) -> None:
     from nvmemd.sysroot import Sysroot
 
     root = env_sysroot(tmp_path, redundant(b"old", 4), redundant(b"new", 5))
-    sysroot = Sysroot(root)
+    sysroot = Sysroot(str(root))
     registry = scan(sysroot, load_config(sysroot, None))
     again = relate_providers(dict(registry.entries), registry.tree)
     assert again == registry.entries

@@ -174,7 +174,7 @@ def test_failing_reads_daemon(daemon: Daemon, sysroot: Path, err: int, error: st
 
 
 def test_provider_removed_between_listing_and_reading(sysroot: Path) -> None:
-    registry = scan(Sysroot(sysroot), Config())
+    registry = scan(Sysroot(str(sysroot)), Config())
     entry = registry.provider("imx-ocotp0")
     shutil.rmtree(device_dir(sysroot, "imx-ocotp0"))
     with pytest.raises(ProviderGoneError, match=r"^imx-ocotp0: provider is gone$"):

@@ -194,7 +194,7 @@ def check_errors_name_their_node(name: str, errors: tuple[str, ...] | list[str])
 @given(board=boards())
 def test_scan_never_raises(board: dict[str, Any]) -> None:
     with fuzzed_sysroot(board) as root:
-        registry = scan(Sysroot(root), Config())
+        registry = scan(Sysroot(str(root)), Config())
         assert set(registry.entries) | set(registry.broken) == {"fuzz0", "good0"}
         # The sane neighbour is never hurt by the fuzzed provider.
         good = registry.entries["good0"]
@@ -217,7 +217,7 @@ def test_scan_never_raises(board: dict[str, Any]) -> None:
         for broken in registry.broken.values():
             assert broken.error.startswith(f"{broken.name}:"), broken.error
         # scan_provider alone, with a fresh tree, agrees with the full scan.
-        one = scan_provider(Sysroot(root), DeviceTree(Sysroot(root)), "fuzz0", Config())
+        one = scan_provider(Sysroot(str(root)), DeviceTree(Sysroot(str(root))), "fuzz0", Config())
         assert isinstance(one, ProviderEntry | BrokenProvider)
         if isinstance(one, ProviderEntry) and "fuzz0" in registry.entries:
             assert one.cells == registry.entries["fuzz0"].cells

@@ -48,7 +48,7 @@ def secret(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("bad", ["/a" * 16000, "/a" * (DT_MAX_DEPTH + 1), "/" + "x" * 256,
                                  "/a\0b", "/a/../b", "x" * 5000, "/a\x1b[2J"])
 def test_dt_paths_refused_up_front(demo_copy: Path, bad: str) -> None:
-    registry = scan(Sysroot(demo_copy), Config())
+    registry = scan(Sysroot(str(demo_copy)), Config())
     t0 = time.monotonic()
     with pytest.raises(InvalidArgumentError) as e:
         lookup(registry, bad, "mac-address")
@@ -71,7 +71,7 @@ def test_limits_accept_real_names() -> None:
 
 
 def test_resolution_cache_bounded(demo_copy: Path) -> None:
-    tree = DeviceTree(Sysroot(demo_copy))
+    tree = DeviceTree(Sysroot(str(demo_copy)))
     rng = random.Random(11)
     for _ in range(3 * RESOLVE_CACHE_MAX):
         tree.node("/" + "".join(rng.choices(string.ascii_lowercase, k=8))).exists()
@@ -97,7 +97,7 @@ def test_nvmem_symlink_stays_inside(demo_copy: Path, secret: Path, relative: boo
     nvmem.unlink()
     target = os.path.relpath(secret, nvmem.parent) if relative else str(secret)
     nvmem.symlink_to(target)
-    registry = scan(Sysroot(demo_copy), Config())
+    registry = scan(Sysroot(str(demo_copy)), Config())
     if "imx-ocotp0" in registry.entries:
         entry = registry.entries["imx-ocotp0"]
         assert entry.provider.size != len(SECRET * 40) or size == len(SECRET * 40)
@@ -112,7 +112,7 @@ def test_dt_property_symlink_stays_inside(demo_copy: Path, secret: Path) -> None
     prop = demo_copy / EFUSE_DT.lstrip("/") / "compatible"
     prop.unlink()
     prop.symlink_to(secret)
-    tree = DeviceTree(Sysroot(demo_copy))
+    tree = DeviceTree(Sysroot(str(demo_copy)))
     assert tree.node("/soc@0/efuse@30350000").prop("compatible") is None
 
 
@@ -140,10 +140,10 @@ def test_deep_tree_cut_at_kernel_depth(demo_copy: Path) -> None:
     for _ in range(300):  # PATH_MAX bounds mkdir; nesting by chdir would go deeper
         deep = deep / "n"
     deep.mkdir(parents=True)
-    tree = DeviceTree(Sysroot(demo_copy))
+    tree = DeviceTree(Sysroot(str(demo_copy)))
     depth = max(n.path.count("/") for n in tree.walk(tree.node("/")))
     assert depth <= DT_MAX_DEPTH
-    registry = scan(Sysroot(demo_copy), Config())  # no RecursionError
+    registry = scan(Sysroot(str(demo_copy)), Config())  # no RecursionError
     assert "imx-ocotp0" in registry.entries
 
 
@@ -165,7 +165,7 @@ def test_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_truncated_after_scan_reports_current_size(demo_copy: Path) -> None:
     """Reads answer from the nvmem file as it is now, not as the scan saw it."""
-    registry = scan(Sysroot(demo_copy), Config())
+    registry = scan(Sysroot(str(demo_copy)), Config())
     entry = registry.entries["imx-ocotp0"]
     assert entry.provider.size > 16
     os.truncate(demo_copy / OCOTP.lstrip("/") / "nvmem", 16)
