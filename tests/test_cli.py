@@ -209,6 +209,22 @@ def test_global_options_after_the_subcommand(demo_board_sysroot: Path) -> None:
                "-f", "u8").stdout == "59\n"
 
 
+@pytest.mark.parametrize("command", [["cells"], ["get", "board-eeprom1/serial-number"]])
+def test_library_warnings_only_with_verbose(demo_board_sysroot: Path, tmp_path: Path,
+                                            command: list[str]) -> None:
+    """The library logs through nvmemd.logs: -v shows its warnings, a plain run stays quiet
+    (and does not import logging for them)."""
+    root = tmp_path / "board"
+    shutil.copytree(demo_board_sysroot, root, symlinks=True)
+    (root / "sys/firmware/fdt").write_bytes(b"not a device tree blob")
+    quiet = demo(root, "--direct", *command)
+    loud = demo(root, "--direct", *command, "-v")
+    assert quiet.returncode == loud.returncode == 0, loud.stderr
+    assert quiet.stderr == ""
+    assert "ignoring unreadable /sys/firmware/fdt" in loud.stderr
+    assert quiet.stdout == loud.stdout  # unit-address order: the same cells either way
+
+
 def test_verbose_help_matches_level() -> None:
     out = run("--help").stdout
     assert "-v, --verbose" in out and "warnings and errors" in " ".join(out.split())
