@@ -22,6 +22,8 @@ from .values import value
 
 #: include/linux/namei.h: MAXSYMLINKS
 MAX_SYMLINKS = 40
+#: One read() of a file: a sysfs attribute or a DT property fits (sysfs: a page).
+READ_CHUNK = 64 * 1024
 
 DEFAULT_SYSROOT = "/"
 SYSROOT_ENV = "NVMEMD_SYSROOT"
@@ -161,9 +163,24 @@ class Sysroot:
         return st
 
     def read_file(self, path: str, limit: int = -1) -> bytes:
-        """The bytes of the regular file at *path* (see :meth:`open_file`), at most *limit*."""
-        with os.fdopen(self.open_file(path), "rb") as f:
-            return f.read(limit)
+        """The bytes of the regular file at *path* (see :meth:`open_file`), at most *limit*.
+
+        Plain ``os.read()`` calls: a scan reads hundreds of small properties and
+        attributes, and a buffered file object costs more than the read itself.
+        """
+        fd = self.open_file(path)
+        try:
+            chunks = []
+            remaining = limit
+            while remaining:
+                chunk = os.read(fd, READ_CHUNK if remaining < 0 else min(remaining, READ_CHUNK))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk) if remaining > 0 else 0
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def read_bytes(self, path: str) -> bytes:
         return self.read_file(self.resolve(path))
