@@ -12,7 +12,7 @@ Debian's linux-source-6.12 (6.12.117).
 from __future__ import annotations
 
 from .kernel_version import SERIES
-from .model import BYTE_ACCESS, Access, CellRules, Provider
+from .model import BYTE_ACCESS, Access, CellRules, Provider, is_auto_id_name
 from .providers import MTD_NAND_TYPES
 from .values import value
 
@@ -205,11 +205,7 @@ _LOWER_HEX: Final = frozenset("0123456789abcdef")
 
 def is_rtc_nvmem_name(name: str) -> bool:
     """A name devm_rtc_nvmem_register() gives an RTC driver without an OF match table."""
-    for prefix in RTC_NVMEM_NAME_PREFIXES:
-        if name.startswith(prefix):
-            number = name[len(prefix):]
-            return number.isascii() and number.isdigit()
-    return False
+    return is_auto_id_name(name, RTC_NVMEM_NAME_PREFIXES)
 
 
 def is_w1_ds250x_name(name: str) -> bool:

@@ -31,13 +31,19 @@ if TYPE_CHECKING:
 MTD_OTP_PREFIXES: Final = ("user-otp", "factory-otp")
 
 
-def is_mtd_otp_name(name: str) -> bool:
-    """``user-otp<N>`` or ``factory-otp<N>`` (N: the NVMEM_DEVID_AUTO number)."""
-    for prefix in MTD_OTP_PREFIXES:
+def is_auto_id_name(name: str, prefixes: tuple[str, ...]) -> bool:
+    """A name ``nvmem_register()`` gives a device of ``id = NVMEM_DEVID_AUTO``: its
+    ``config->name`` (one of *prefixes*, none a prefix of another) and a decimal id."""
+    for prefix in prefixes:
         if name.startswith(prefix):
             number = name[len(prefix):]
             return number.isascii() and number.isdigit()
     return False
+
+
+def is_mtd_otp_name(name: str) -> bool:
+    """``user-otp<N>`` or ``factory-otp<N>``."""
+    return is_auto_id_name(name, MTD_OTP_PREFIXES)
 
 
 @value
