@@ -19,6 +19,11 @@ Targets: direct ≤ 3× ``python -c pass``; D-Bus ≤ 4×; ``get`` of 5 cells �
 
 ``-X importtime`` of the direct ``get`` is summarised (top cumulative imports),
 and the script checks that direct mode imports neither dbus_fast nor pyudev.
+
+The package is byte-compiled first (``compileall``), as an installed one is
+(dh_python3, pip): with ``PYTHONDONTWRITEBYTECODE`` set, a module edited since
+its ``.pyc`` was written is compiled again on every run, which measures the
+compiler instead of the start-up (it doubled the direct ``get`` here).
 """
 
 from __future__ import annotations
@@ -83,6 +88,22 @@ def importtime(cmd: list[str], env: dict[str, str] | None = None) -> list[tuple[
     return rows
 
 
+#: nvmemd-query's entry point, with the package taken from the tree in argv[1].
+LAUNCHER = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+            "from nvmemd.cli.fast import main; sys.exit(main())")
+
+
+def checkout(rev: str, work: Path) -> Path:
+    """The package of git revision *rev*, unpacked under *work* and byte-compiled."""
+    tree = work / f"rev-{rev.replace('/', '_')}"
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "nvmemd"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(tree / "nvmemd")], check=True)
+    return tree
+
+
 def dbus_backend_available() -> bool:
     return (REPO / "nvmemd" / "dbus" / "client.py").exists()
 
@@ -92,8 +113,12 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=21)
     ap.add_argument("--no-daemon", action="store_true")
+    ap.add_argument("--baseline-rev", metavar="REV",
+                    help="also time the direct get of git revision REV (e.g. the commit "
+                         "before a change), in the same round-robin")
     args = ap.parse_args()
     print_machine("CLI latency: nvmemd-query get")
+    subprocess.run([PYTHON, "-m", "compileall", "-q", str(REPO / "nvmemd")], check=True)
 
     work = Path(tempfile.mkdtemp(prefix="nvmemd-bench-cli."))
     try:
@@ -109,6 +134,13 @@ def main() -> int:
             "direct get of 5 cells (10 providers)": [QUERY, "--sysroot", root, "--direct",
                                                      "get", *SPECS5],
         }
+        if args.baseline_rev:
+            # Both trees through the same launcher, so only the package differs.
+            for label, tree in ((args.baseline_rev, checkout(args.baseline_rev, work)),
+                                ("this tree", REPO)):
+                cmds[f"direct get ({label}, python -c launcher)"] = [
+                    PYTHON, "-c", LAUNCHER, str(tree), "--sysroot", root, "--direct", "get",
+                    SPEC]
         # The same get without site's import hooks: what a non-editable install would pay.
         purelib = sysconfig.get_paths(vars={"base": str(REPO / ".venv"),
                                             "platbase": str(REPO / ".venv")})["purelib"]
@@ -172,8 +204,8 @@ def main() -> int:
                   f"a minimal dbus-fast client takes {ms(d)} ({d / py:.2f}× python -c pass)")
 
         print("\n## import costs of direct get (-X importtime, cumulative, top 15)")
-        rows_it = importtime([PYTHON, "-m", "nvmemd.cli", "--sysroot", root, "--direct",
-                              "get", SPEC])
+        # through the installed entry point (``-m`` would add runpy's own imports)
+        rows_it = importtime([PYTHON, QUERY, "--sysroot", root, "--direct", "get", SPEC])
         mods = {name.strip() for name, _, _ in rows_it}
         total = sum(s for _, s, _ in rows_it)
         for name, _, cum in sorted(rows_it, key=lambda r: -r[2])[:15]:

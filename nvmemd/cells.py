@@ -90,10 +90,11 @@ def add_cells_from_dt(
     """
     result = CellsResult()
     for child in np.children():
-        if child.prop("reg") is None:
+        reg = child.prop("reg")
+        if reg is None:
             continue
         try:
-            cell = cell_from_dt(child, access, source, fixup)
+            cell = cell_from_dt(child, access, source, fixup, reg)
         except DeviceTreeError as e:
             result.errors.append(e)
             continue
@@ -104,10 +105,14 @@ def add_cells_from_dt(
     return result
 
 
-def cell_from_dt(child: DtNode, access: Access, source: str, fixup: Fixup | None = None
-                 ) -> CellInfo:
-    """One loop iteration of ``nvmem_add_cells_from_dt()``; raises DeviceTreeError."""
-    reg = child.prop("reg") or b""
+def cell_from_dt(child: DtNode, access: Access, source: str, fixup: Fixup | None = None,
+                 reg: bytes | None = None) -> CellInfo:
+    """One loop iteration of ``nvmem_add_cells_from_dt()``; raises DeviceTreeError.
+
+    *reg*: the node's ``reg``, when the caller has read it already.
+    """
+    if reg is None:
+        reg = child.prop("reg") or b""
     if len(reg) < 8:
         raise DeviceTreeError(child.path, "nvmem: invalid reg")
     offset = int.from_bytes(reg[0:4], "big")
