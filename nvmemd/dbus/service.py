@@ -312,8 +312,11 @@ class Service:
         """Make the published objects match ``state.registry``.
 
         Unchanged providers and cells keep their objects; a changed cell is
-        removed and added again; a changed provider gets PropertiesChanged.
-        Removals are sent before additions, cells before their provider.
+        removed and added again; a changed provider gets PropertiesChanged
+        (of its properties annotated EmitsChangedSignal=true).  Removals are sent
+        before additions, cells before their provider; a changed provider's
+        PropertiesChanged after its cells' InterfacesRemoved and InterfacesAdded, so
+        that the objects its Cells property lists exist when a client reads it.
         """
         self.generation += 1
         self.managed.invalidate()
@@ -347,6 +350,7 @@ class Service:
         current = self.cells.setdefault(name, {})
         for path in [p for p, o in current.items() if wanted.get(p) != o.cell]:
             self._withdraw(path, current.pop(path))
+        before: dict[str, Variant] | None = None
         if obj is None:
             obj = ProviderObject(self, entry)
             self.providers[name] = obj
@@ -355,14 +359,15 @@ class Service:
         else:
             before = self.provider_iface.all_properties(obj)
             obj.entry = entry
-            self._properties_changed(ppath, self.provider_iface, before,
-                                     self.provider_iface.all_properties(obj))
             log.info("%s: updated, %d cell(s)", name, len(entry.cells))
         for path, cell in wanted.items():
             if path not in current:
                 cell_obj = CellObject(self, name, cell)
                 current[path] = cell_obj
                 self._publish(path, cell_obj, emit)
+        if before is not None:  # after the cells: every path its Cells lists exists
+            self._properties_changed(ppath, self.provider_iface, before,
+                                     self.provider_iface.all_properties(obj))
 
     # --- dispatch ----------------------------------------------------------------
 
