@@ -10,8 +10,10 @@ Three parts:
   bus, and everyone together fewer than ``total + total_queue``; beyond that
   the call is answered at once with ``org.freedesktop.DBus.Error.LimitsExceeded``.
   While more than :data:`WRITE_HIGH_WATER` bytes of replies wait for the
-  socket, admitted calls wait (round robin over callers) instead of being
-  answered: a flood slows itself down instead of growing the reply queue.
+  socket, admitted calls wait instead of being answered, and then go one at a
+  time, the caller whose replies took the fewest bytes first: a flood slows
+  itself down instead of growing the reply queue, and a caller of small calls
+  waits for the reply being written, not for a round of megabyte replies.
 - :meth:`CallLimiter.slot` (coroutine methods, through ``FallbackInterface.call``): at most
   ``per_sender`` of a caller's methods run at once and ``total`` overall.
 - :func:`install_safe_writer`: dbus-fast's ``_MessageWriter.write_callback``
@@ -98,8 +100,11 @@ class CallLimiter:
         self._calls: dict[CallKey, tuple[int, float]] = {}
         self._calls_per: dict[str, int] = {}
         self._calls_total = 0
-        #: Admitted calls waiting for the reply queue to drain, per caller (round robin).
+        #: Admitted calls waiting for the reply queue to drain, per caller.
         self._deferred: dict[str, collections.deque[Message]] = {}
+        #: Reply bytes queued for each caller since the deferred calls last ran out:
+        #: the deferred caller with the fewest goes next (see _run_deferred).
+        self._served: dict[str, int] = {}
         self._redispatch: CallKey | None = None
         self._pump: asyncio.Task[None] | None = None
         #: The bus whose write queue paces the calls (set by install_safe_writer).
@@ -168,10 +173,10 @@ class CallLimiter:
             self._calls_per.pop(key[0], None)
 
     def requeue(self, msg: Message) -> None:
-        """Dispatch an admitted call again later, in its caller's turn of the round robin,
-        once the reply queue is below the high-water mark (the ``GetManagedObjects`` calls
-        that waited for one build: answered all at once, they would fill the queue with
-        one copy of the reply each and hold up every other caller until it drained)."""
+        """Dispatch an admitted call again later, as a deferred call: in its caller's turn,
+        once the reply queue is below the high-water mark.  For the ``GetManagedObjects``
+        calls that waited for one build: answered all at once, they would fill the queue
+        with one copy of the reply each and hold up every other caller until it drained."""
         self._deferred.setdefault(msg.sender or "", collections.deque()).append(msg)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.get_running_loop().create_task(self._run_deferred())
@@ -190,19 +195,29 @@ class CallLimiter:
             return self._calls_total
         return self._calls_per.get(sender, 0)
 
+    def queued_reply(self, destination: str, size: int) -> None:
+        """The writer queued a reply of *size* bytes for *destination* (while calls
+        are deferred: what decides whose deferred call goes next)."""
+        if self._deferred:
+            self._served[destination] = self._served.get(destination, 0) + size
+
     async def _run_deferred(self) -> None:
-        """Dispatch deferred calls one at a time, one caller after the other, each
-        once the reply queue is below the high-water mark."""
+        """Dispatch deferred calls one at a time, each once the reply queue is below the
+        high-water mark: next the caller whose replies took the fewest bytes since the
+        deferral began, the first deferred among equals — fair by bytes, so a caller of
+        small calls is not held up by one whose every reply is megabytes (a
+        ``GetManagedObjects`` flood) for more than the reply being written."""
         while self._deferred:
             writer = self.writer
             if writer is not None and writer.pending_bytes > WRITE_HIGH_WATER:
                 await writer.drained()
                 continue
-            sender, queue = next(iter(self._deferred.items()))
+            served = self._served
+            sender = min(self._deferred, key=lambda s: served.get(s, 0))
+            queue = self._deferred.pop(sender)
             msg = queue.popleft()
-            del self._deferred[sender]
             if queue:
-                self._deferred[sender] = queue  # to the back of the round
+                self._deferred[sender] = queue  # behind the others with as few bytes
             if self.bus is None or not self.bus.connected:
                 continue
             self._redispatch = (msg.sender or "", msg.serial)
@@ -213,6 +228,7 @@ class CallLimiter:
             finally:
                 self._redispatch = None
             await asyncio.sleep(0)
+        self._served.clear()  # the next deferral starts even
 
     # --- methods: how many run at once --------------------------------------------------
 
@@ -454,6 +470,7 @@ def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
                     self.messages.append((head, None, None, None))
                     self.messages.append((msg.marshalled_body, None, future, key))
                     self.pending_bytes += size
+                    limiter.queued_reply(msg.destination or "", size)
                     return
             fds = list(msg.unix_fds) if msg.unix_fds else None
             try:
@@ -485,6 +502,8 @@ def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
                 fds = None
             self.messages.append((buf, fds, future, key))
             self.pending_bytes += len(buf)
+            if key is not None:
+                limiter.queued_reply(key[0], len(buf))
 
         def write_callback(self, remove_writer: bool = True) -> None:
             sock = self.sock

@@ -34,7 +34,7 @@ So the marshalled body is kept:
 Each reply is the body's bytes behind a header marshalled for that call
 (:class:`~nvmemd.dbus.flow.PremarshalledReply`); the safe writer queues the
 shared body without copying it.  The calls that waited for a build go back to
-the call limiter's round robin (``CallLimiter.requeue``) rather than being
+the call limiter's deferred calls (``CallLimiter.requeue``) rather than being
 answered all at once: twenty 9 MB replies queued together would hold up every
 other caller until the bus had taken them all.
 """
@@ -116,7 +116,7 @@ class ManagedObjects:
         """Reply to *msg* through *send*, from the body of the current tree.
 
         If there is none, the call waits for the build (one for all callers) and is then
-        handed to *requeue* (the call limiter's round robin, nvmemd.dbus.flow: it
+        handed to *requeue* (the call limiter's deferred calls, nvmemd.dbus.flow: it
         dispatches the call again once the reply queue has room), or answered at once
         without one.  A call that waited for a build once and finds the tree changed
         again gets a body built on the spot, without yielding: every caller is answered,
