@@ -15,7 +15,7 @@ from typing import Any
 
 from dbus_fast import Message
 
-from nvmemd.dbus.flow import WRITE_HIGH_WATER, CallLimiter
+from nvmemd.dbus.flow import SERVED_MAX, WRITE_HIGH_WATER, CallLimiter
 
 
 class _Writer:
@@ -104,3 +104,21 @@ def test_equal_callers_alternate() -> None:
     sizes = {":1.a": 1000, ":1.b": 1000, ":1.c": 1000}
     order = _run([(":1.a", 1), (":1.a", 2), (":1.b", 1), (":1.b", 2), (":1.c", 1)], sizes)
     assert order == [":1.a1", ":1.b1", ":1.c1", ":1.a2", ":1.b2"]
+
+
+def test_byte_counts_stay_bounded() -> None:
+    """Thousands of short-lived callers answered during one long deferral: the counts of
+    those without a call in progress are forgotten beyond SERVED_MAX."""
+    limiter = CallLimiter()
+    limiter.writer = _Writer()
+
+    async def scenario() -> None:
+        assert limiter.gate(_call(":1.flood", 1)) is True
+        for i in range(3 * SERVED_MAX):
+            limiter.queued_reply(f":1.gone{i}", 100)
+        limiter.queued_reply(":1.flood", 100)
+        assert len(limiter._served) <= SERVED_MAX
+        assert limiter._served[":1.flood"] == 100  # a caller with a call in progress stays
+        limiter._pump.cancel()  # type: ignore[union-attr]
+
+    asyncio.run(scenario())

@@ -69,6 +69,10 @@ _WRITER_ATTRS: Final = ("messages", "buf", "offset", "unix_fds", "fut", "sock", 
                         "bus", "negotiate_unix_fd", "write_callback", "buffer_message")
 
 
+#: Callers whose reply bytes are counted while calls are deferred, beyond which those
+#: without a call in progress are forgotten.
+SERVED_MAX: Final = 1024
+
 #: A call is "admitted" from its arrival until its reply is written; one whose
 #: reply never came (a handler that hung past any client's timeout) stops
 #: counting after this many seconds, so a leak cannot lock callers out for good.
@@ -200,6 +204,8 @@ class CallLimiter:
         are deferred: what decides whose deferred call goes next)."""
         if self._deferred:
             self._served[destination] = self._served.get(destination, 0) + size
+            if len(self._served) > SERVED_MAX:  # callers come and go during a long deferral
+                self._served = {s: n for s, n in self._served.items() if s in self._calls_per}
 
     async def _run_deferred(self) -> None:
         """Dispatch deferred calls one at a time, each once the reply queue is below the
