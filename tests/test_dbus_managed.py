@@ -125,7 +125,7 @@ class _State:
 
 
 def _service(sysroot: Path) -> tuple[Service, _Bus, _State]:
-    registry = scan(Sysroot(sysroot), Config())
+    registry = scan(Sysroot.from_arg(str(sysroot)), Config())
     bus, state = _Bus(), _State(registry)
     service = Service(bus, state, consumer_index(registry.tree))  # type: ignore[arg-type]
     service.start()
@@ -265,7 +265,6 @@ def test_a_body_over_the_reply_limit_is_not_kept(demo_board_sysroot: Path,
 #: what the Debian package runs on), whose marshaller differs (string lengths, below).
 _CHECK_WITH = """
 import asyncio, sys
-from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from dbus_fast import Message
 from nvmemd.config import Config
@@ -281,7 +280,7 @@ class State:
     access = None
 managed.SLICE = 3
 state = State()
-state.registry = scan(Sysroot(Path(sys.argv[1])), Config())
+state.registry = scan(Sysroot.from_arg(sys.argv[1]), Config())
 bus = Bus()
 service = Service(bus, state, {})
 service.start()
