@@ -2,7 +2,8 @@
 
 Clients run as ``nobody`` (``setpriv --reuid=nobody --regid=nogroup
 --clear-groups``); polkit is python-dbusmock's ``polkitd`` template on the
-private bus.  Metadata stays visible to everyone.
+private bus, with a CheckAuthorization that challenges for the interactive
+authorization test (see there).  Metadata stays visible to everyone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,7 @@ from .dbus_fixtures import (
     TIMEOUT,
     Daemon,
     PrivateBus,
+    assert_no_internals,
     managed_objects,
 )
 
@@ -166,3 +169,128 @@ def test_polkit_allows_and_denies(polkit: PrivateBus, start_daemon: StartDaemon,
     _set_allowed(polkit, ["org.example.other-action"])
     name, _ = daemon.call_error(MTD1, PROVIDER, "Read", "tu", "0", "4", nobody=True)
     assert name == DENIED
+
+
+# --- polkit asks for a password: InteractiveAuthorizationRequired ---------------------
+#
+# python-dbusmock's polkitd template answers CheckAuthorization with
+# is_challenge=False always (its template cannot express "would ask"), but
+# ``org.freedesktop.DBus.Mock.AddMethod`` replaces a template method: the mock's
+# method lookup takes AddMethod's table first.  The replacement below behaves as
+# polkitd does for an auth_admin/auth_self action: without AllowUserInteraction
+# (flag 0x1) it answers (authorized=false, challenge=true); with it, it asks the
+# authentication agent, here an answer the test sets (SetAgentAllows); every call
+# is in the mock's call log (GetCalls) with its flags.
+
+CHALLENGING_CHECK = """
+interactive = bool(args[3] & 1)
+allowed = interactive and args[1] in getattr(self, "agent_allows", [])
+ret = (allowed, not interactive, {"polkit.mock": "challenge"})
+"""
+INTERACTIVE = "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
+READ_PROTECTED = "org.nvmemd.Nvmem1.read-protected"
+RELOAD = "org.nvmemd.Nvmem1.reload"
+POLKIT = ["org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority"]
+
+
+def _mock(bus: PrivateBus, method: str, sig: str, *args: str) -> Any:
+    r = subprocess.run(["busctl", f"--address={bus.address}", "--json=short", "call", *POLKIT,
+                        "org.freedesktop.DBus.Mock", method, sig, *args],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["data"] if r.stdout.strip() else None
+
+
+@pytest.fixture
+def challenging_polkit(polkit: PrivateBus) -> PrivateBus:
+    _mock(polkit, "AddMethod", "sssss", "org.freedesktop.PolicyKit1.Authority",
+          "CheckAuthorization", "(sa{sv})sa{ss}us", "(bba{ss})", CHALLENGING_CHECK)
+    _mock(polkit, "AddMethod", "sssss", "org.freedesktop.DBus.Mock", "SetAgentAllows",
+          "as", "", "self.agent_allows = list(args[0])")
+    _mock(polkit, "ClearCalls", "")
+    return polkit
+
+
+def _agent_allows(bus: PrivateBus, actions: list[str]) -> None:
+    _mock(bus, "SetAgentAllows", "as", str(len(actions)), *actions)
+
+
+def _polkit_checks(bus: PrivateBus) -> list[tuple[str, int]]:
+    """(action, flags) of every CheckAuthorization since the last ClearCalls."""
+    (calls,) = _mock(bus, "GetCalls", "")
+    out = []
+    for _time, method, args in calls:
+        if method == "CheckAuthorization":
+            out.append((args[1]["data"], args[3]["data"]))
+    _mock(bus, "ClearCalls", "")
+    return out
+
+
+def _gdbus_as_nobody(daemon: Daemon, path: str, method: str, *args: str,
+                     interactive: bool) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*AS_NOBODY, "gdbus", "call", "--address", daemon.bus.address,
+                           "--dest", NAME, "--object-path", path, "--method", method,
+                           *(["--interactive"] if interactive else []), *args],
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd="/")
+
+
+def _busctl_as_nobody(daemon: Daemon, path: str, iface: str, method: str,
+                      interactive: bool) -> subprocess.CompletedProcess[str]:
+    flag = "yes" if interactive else "no"
+    return subprocess.run([*AS_NOBODY, "busctl", f"--address={daemon.bus.address}",
+                           f"--allow-interactive-authorization={flag}", "--json=short",
+                           "call", NAME, path, iface, method],
+                          capture_output=True, text=True, timeout=TIMEOUT, cwd="/")
+
+
+def test_polkit_challenge_needs_interactive_authorization(
+        challenging_polkit: PrivateBus, start_daemon: StartDaemon, sysroot: Path,
+        tmp_path: Path) -> None:
+    """A protected read as nobody while polkit would ask for a password: without the
+    ALLOW_INTERACTIVE_AUTHORIZATION flag the standard InteractiveAuthorizationRequired
+    (gdbus, dbus-send, busctl --allow-interactive-authorization=no), and polkit was
+    asked without AllowUserInteraction; with the flag (gdbus --interactive, busctl's
+    default) polkit is asked with it and its agent decides: the value, or nvmemd's
+    AccessDenied when the user is not authorized (nvmemd(8), ERRORS)."""
+    bus = challenging_polkit
+    daemon = start_daemon(["--sysroot", str(sysroot), "--config", str(_config(tmp_path, []))])
+    read = [SERIAL, f"{CELL}.Read"]
+
+    # Without the flag: the challenge is the caller's to take up.
+    r = _gdbus_as_nobody(daemon, *read, interactive=False)
+    assert r.returncode != 0 and f"GDBus.Error:{INTERACTIVE}: " in r.stderr, r.stderr
+    message = r.stderr.split(f"{INTERACTIVE}: ", 1)[1].strip()
+    assert "polkit needs to authenticate" in message and "interactive" in message
+    assert_no_internals(message, sysroot)
+    r = subprocess.run([*AS_NOBODY, "dbus-send", f"--bus={daemon.bus.address}",
+                        f"--dest={NAME}", "--print-reply", SERIAL, f"{CELL}.Read"],
+                       capture_output=True, text=True, timeout=TIMEOUT, cwd="/")
+    assert r.returncode != 0 and f"Error {INTERACTIVE}: " in r.stderr, r.stderr
+    r = _busctl_as_nobody(daemon, SERIAL, CELL, "Read", interactive=False)
+    assert r.returncode != 0 and "polkit needs to authenticate" in r.stderr, r.stderr
+    assert _polkit_checks(bus) == [(READ_PROTECTED, 0)] * 3
+
+    # With the flag: polkit asks (AllowUserInteraction), the agent authorizes.
+    _agent_allows(bus, [READ_PROTECTED])
+    r = _gdbus_as_nobody(daemon, *read, interactive=True)
+    assert r.returncode == 0, r.stderr
+    assert "b'NVD-2026-000042'" in r.stdout or "0x4e, 0x56, 0x44" in r.stdout, r.stdout
+    r = _busctl_as_nobody(daemon, SERIAL, CELL, "Read", interactive=True)
+    assert r.returncode == 0, r.stderr
+    assert bytes(json.loads(r.stdout)["data"][0]) == b"NVD-2026-000042\0"
+    assert _polkit_checks(bus) == [(READ_PROTECTED, 1)] * 2
+
+    # With the flag, the user is not authorized (wrong password, dialog dismissed).
+    _agent_allows(bus, [])
+    r = _gdbus_as_nobody(daemon, *read, interactive=True)
+    assert r.returncode != 0 and f"GDBus.Error:{DENIED}: " in r.stderr, r.stderr
+    assert _polkit_checks(bus) == [(READ_PROTECTED, 1)]
+
+    # Reload (org.nvmemd.Nvmem1.reload, auth_admin) the same way.
+    r = _gdbus_as_nobody(daemon, ROOT, f"{MANAGER}.Reload", interactive=False)
+    assert r.returncode != 0 and f"GDBus.Error:{INTERACTIVE}: " in r.stderr, r.stderr
+    _agent_allows(bus, [RELOAD])
+    r = _gdbus_as_nobody(daemon, ROOT, f"{MANAGER}.Reload", interactive=True)
+    assert r.returncode == 0, r.stderr
+    assert _polkit_checks(bus) == [(RELOAD, 0), (RELOAD, 1)]
+    assert "rescanned" in daemon.log()

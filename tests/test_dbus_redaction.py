@@ -67,3 +67,19 @@ def test_nobody_sees_no_bytes_of_root_only_media(daemon: Daemon) -> None:
     for blob in blobs:
         for secret in secrets:
             assert secret not in blob, secret
+
+
+def test_nobody_gets_the_cached_reply_without_secrets(daemon: Daemon) -> None:
+    """GetManagedObjects is built once per generation, for every caller alike
+    (nvmemd.dbus.managed): the body root's call built is what nobody gets, and it
+    holds nothing derived from root-only bytes — before and after a rescan."""
+    built = "GetManagedObjects: built the reply"
+    for generation in (1, 2):
+        protected, secrets = _secrets(daemon)  # root's GetManagedObjects builds the body
+        assert protected and secrets
+        assert daemon.log().count(built) == generation
+        blob = json.dumps(managed_objects(daemon, nobody=True))
+        assert daemon.log().count(built) == generation  # nobody's reply: the same body
+        for secret in secrets:
+            assert secret not in blob, secret
+        daemon.call(ROOT, "org.nvmemd.Nvmem1.Manager", "Reload")

@@ -10,8 +10,10 @@ Three parts:
   bus, and everyone together fewer than ``total + total_queue``; beyond that
   the call is answered at once with ``org.freedesktop.DBus.Error.LimitsExceeded``.
   While more than :data:`WRITE_HIGH_WATER` bytes of replies wait for the
-  socket, admitted calls wait (round robin over callers) instead of being
-  answered: a flood slows itself down instead of growing the reply queue.
+  socket, admitted calls wait instead of being answered, and then go one at a
+  time, the caller whose replies took the fewest bytes first: a flood slows
+  itself down instead of growing the reply queue, and a caller of small calls
+  waits for the reply being written, not for a round of megabyte replies.
 - :meth:`CallLimiter.slot` (coroutine methods, through ``FallbackInterface.call``): at most
   ``per_sender`` of a caller's methods run at once and ``total`` overall.
 - :func:`install_safe_writer`: dbus-fast's ``_MessageWriter.write_callback``
@@ -37,6 +39,7 @@ import collections
 import contextlib
 import logging
 import socket
+import struct
 import time
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -65,6 +68,10 @@ WRITE_LOW_WATER: Final = 1024 * 1024
 _WRITER_ATTRS: Final = ("messages", "buf", "offset", "unix_fds", "fut", "sock", "loop", "fd",
                         "bus", "negotiate_unix_fd", "write_callback", "buffer_message")
 
+
+#: Callers whose reply bytes are counted while calls are deferred, beyond which those
+#: without a call in progress are forgotten.
+SERVED_MAX: Final = 1024
 
 #: A call is "admitted" from its arrival until its reply is written; one whose
 #: reply never came (a handler that hung past any client's timeout) stops
@@ -97,8 +104,11 @@ class CallLimiter:
         self._calls: dict[CallKey, tuple[int, float]] = {}
         self._calls_per: dict[str, int] = {}
         self._calls_total = 0
-        #: Admitted calls waiting for the reply queue to drain, per caller (round robin).
+        #: Admitted calls waiting for the reply queue to drain, per caller.
         self._deferred: dict[str, collections.deque[Message]] = {}
+        #: Reply bytes queued for each caller since the deferred calls last ran out:
+        #: the deferred caller with the fewest goes next (see _run_deferred).
+        self._served: dict[str, int] = {}
         self._redispatch: CallKey | None = None
         self._pump: asyncio.Task[None] | None = None
         #: The bus whose write queue paces the calls (set by install_safe_writer).
@@ -166,6 +176,15 @@ class CallLimiter:
         else:
             self._calls_per.pop(key[0], None)
 
+    def requeue(self, msg: Message) -> None:
+        """Dispatch an admitted call again later, as a deferred call: in its caller's turn,
+        once the reply queue is below the high-water mark.  For the ``GetManagedObjects``
+        calls that waited for one build: answered all at once, they would fill the queue
+        with one copy of the reply each and hold up every other caller until it drained."""
+        self._deferred.setdefault(msg.sender or "", collections.deque()).append(msg)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.get_running_loop().create_task(self._run_deferred())
+
     def _expire(self) -> None:
         deadline = time.monotonic() - CALL_TTL
         for key, (count, since) in list(self._calls.items()):
@@ -180,19 +199,31 @@ class CallLimiter:
             return self._calls_total
         return self._calls_per.get(sender, 0)
 
+    def queued_reply(self, destination: str, size: int) -> None:
+        """The writer queued a reply of *size* bytes for *destination* (while calls
+        are deferred: what decides whose deferred call goes next)."""
+        if self._deferred:
+            self._served[destination] = self._served.get(destination, 0) + size
+            if len(self._served) > SERVED_MAX:  # callers come and go during a long deferral
+                self._served = {s: n for s, n in self._served.items() if s in self._calls_per}
+
     async def _run_deferred(self) -> None:
-        """Dispatch deferred calls one at a time, one caller after the other, each
-        once the reply queue is below the high-water mark."""
+        """Dispatch deferred calls one at a time, each once the reply queue is below the
+        high-water mark: next the caller whose replies took the fewest bytes since the
+        deferral began, the first deferred among equals — fair by bytes, so a caller of
+        small calls is not held up by one whose every reply is megabytes (a
+        ``GetManagedObjects`` flood) for more than the reply being written."""
         while self._deferred:
             writer = self.writer
             if writer is not None and writer.pending_bytes > WRITE_HIGH_WATER:
                 await writer.drained()
                 continue
-            sender, queue = next(iter(self._deferred.items()))
+            served = self._served
+            sender = min(self._deferred, key=lambda s: served.get(s, 0))
+            queue = self._deferred.pop(sender)
             msg = queue.popleft()
-            del self._deferred[sender]
             if queue:
-                self._deferred[sender] = queue  # to the back of the round
+                self._deferred[sender] = queue  # behind the others with as few bytes
             if self.bus is None or not self.bus.connected:
                 continue
             self._redispatch = (msg.sender or "", msg.serial)
@@ -203,6 +234,7 @@ class CallLimiter:
             finally:
                 self._redispatch = None
             await asyncio.sleep(0)
+        self._served.clear()  # the next deferral starts even
 
     # --- methods: how many run at once --------------------------------------------------
 
@@ -313,8 +345,95 @@ def _all_ascii(value: Any) -> bool:
     return True
 
 
+#: Whether this dbus-fast marshals string lengths in bytes (:func:`_marshals_utf8_lengths`),
+#: found out on first use.
+_utf8_lengths: bool | None = None
+
+
+def _marshaller_counts_bytes() -> bool:
+    global _utf8_lengths
+    if _utf8_lengths is None:
+        _utf8_lengths = _marshals_utf8_lengths()
+    return _utf8_lengths
+
+
+def _body_bytes(signature: str, body: list[Any]) -> bytes:
+    """The marshalled body of a message with *signature* and *body*, as it starts at an
+    8-aligned offset (where every message body starts)."""
+    if not _marshaller_counts_bytes() and not _all_ascii(body):
+        body = _ascii_body(body)  # lossless \xNN escapes, as for every message (see there)
+    buf = Message(message_type=MessageType.METHOD_RETURN, reply_serial=1, signature=signature,
+                  body=body)._marshall(False)
+    (length,) = struct.unpack_from("<I", buf, 4)
+    return bytes(buf[len(buf) - length:])
+
+
+def marshal_elements(element: str, values: list[Any]) -> bytes:
+    """The elements of an array of *element* (a struct or dict entry signature, 8-aligned)
+    marshalled without the array's length: placed at an 8-aligned offset of a message
+    body they are the bytes dbus-fast writes there, so an array can be built slice by slice
+    (:class:`ArrayBodyBuilder`).  A dict entry ``{kv}`` is marshalled as the struct
+    ``(kv)``, whose layout is the same."""
+    if element[0] not in "({":
+        raise ValueError(f"{element!r}: not an 8-aligned element")
+    struct_sig = "(" + element[1:-1] + ")"
+    return _body_bytes("a" + struct_sig, [values])[8:]  # length, padding to 8
+
+
+class ArrayBodyBuilder:
+    """The body of a message whose signature is one array of 8-aligned elements, from
+    slices of elements (:func:`marshal_elements`), in one buffer that grows by the slices:
+    byte for byte what dbus-fast marshals for the whole array at once."""
+
+    def __init__(self, element: str) -> None:
+        self.element = element
+        self._buf = bytearray(8)  # the array's length, padding to the first element
+
+    def add(self, values: list[Any]) -> None:
+        if not values:
+            return
+        self._buf.extend(b"\0" * (-len(self._buf) % 8))
+        self._buf.extend(marshal_elements(self.element, values))
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def finish(self) -> memoryview:
+        """The body (read-only; the builder is done)."""
+        struct.pack_into("<I", self._buf, 0, len(self._buf) - 8)
+        return memoryview(self._buf).toreadonly()
+
+
+class PremarshalledReply(Message):
+    """A method return whose body is marshalled already (a cached GetManagedObjects body,
+    nvmemd.dbus.managed): only the header is marshalled for each reply, and the safe
+    writer queues the body itself, shared by every reply, without a copy."""
+
+    def __init__(self, call: Message, signature: str, body: bytes | memoryview) -> None:
+        from .wire import split_signature
+
+        if not signature.startswith("a") or len(split_signature(signature)) != 1:
+            raise ValueError(f"{signature!r}: one array only")
+        empty: Any = {} if signature.startswith("a{") else []
+        super().__init__(message_type=MessageType.METHOD_RETURN, reply_serial=call.serial,
+                         destination=call.sender, signature=signature, body=[empty])
+        self.marshalled_body = body
+
+    def header(self, negotiate_unix_fd: bool) -> bytes:
+        """The header of this reply (padded to 8), with the body length of the real body."""
+        empty = super()._marshall(negotiate_unix_fd)  # the header and an empty array
+        (empty_len,) = struct.unpack_from("<I", empty, 4)
+        head = bytearray(empty[:len(empty) - empty_len])
+        struct.pack_into("<I", head, 4, len(self.marshalled_body))
+        return bytes(head)
+
+    def _marshall(self, negotiate_unix_fd: bool) -> bytearray:
+        """The whole message (dbus-fast's own writer, when the safe writer is not installed)."""
+        return bytearray(self.header(negotiate_unix_fd)) + self.marshalled_body
+
+
 def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
-    utf8_lengths = _marshals_utf8_lengths()
+    utf8_lengths = _marshaller_counts_bytes()
 
     class SafeWriter(base):  # type: ignore[misc]
         """dbus-fast's writer, patient with a full socket (see the module docstring)."""
@@ -348,6 +467,17 @@ def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
         def buffer_message(self, msg: Message, future: Any = None) -> None:
             reply = msg.message_type in (MessageType.METHOD_RETURN, MessageType.ERROR)
             key = (msg.destination or "", msg.reply_serial) if reply else None
+            if isinstance(msg, PremarshalledReply):
+                # The header, then the shared body (no copy): nothing is queued between
+                # them, and the call counts until the body is written.
+                head = msg.header(self.negotiate_unix_fd)
+                size = len(head) + len(msg.marshalled_body)
+                if size <= MAX_REPLY_BYTES:
+                    self.messages.append((head, None, None, None))
+                    self.messages.append((msg.marshalled_body, None, future, key))
+                    self.pending_bytes += size
+                    limiter.queued_reply(msg.destination or "", size)
+                    return
             fds = list(msg.unix_fds) if msg.unix_fds else None
             try:
                 if not utf8_lengths and not _all_ascii(msg.body):
@@ -378,6 +508,8 @@ def _safe_writer_class(base: Any, limiter: CallLimiter) -> type:
                 fds = None
             self.messages.append((buf, fds, future, key))
             self.pending_bytes += len(buf)
+            if key is not None:
+                limiter.queued_reply(key[0], len(buf))
 
         def write_callback(self, remove_writer: bool = True) -> None:
             sock = self.sock

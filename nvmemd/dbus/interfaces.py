@@ -211,7 +211,8 @@ class ProviderInterface(ServiceInterface):
     MTD partition, a U-Boot environment …), on /org/nvmemd/Nvmem1/providers/NAME with its
     sysfs name escaped as sd_bus_path_encode() does.
 
-    Its properties change (PropertiesChanged) when the provider is rescanned.
+    Its properties change (PropertiesChanged) when the provider is rescanned, after the
+    InterfacesRemoved and InterfacesAdded of its cells: the cells Cells lists exist.
     """
 
     _service: "Service"

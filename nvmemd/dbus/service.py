@@ -47,9 +47,10 @@ from .fallback import (
     invalid_signature,
     properties_call,
 )
-from .flow import expects_reply
+from .flow import LIMITER, expects_reply
 from .interfaces import CellInterface, ManagerInterface, ProviderInterface
 from .introspection import TRUE, node_xml
+from .managed import ManagedObjects
 from .names import (
     ERROR_UNKNOWN_INTERFACE,
     ERROR_UNKNOWN_METHOD,
@@ -166,6 +167,10 @@ class Service:
         #: Every published path in publication order: GetManagedObjects lists them so.
         self.objects: dict[str, BusObject] = {}
         self._broken: dict[str, str] = {}
+        #: Counts sync() calls: what the published objects are a function of changes
+        #: only there (the registry swapped, the consumer index).
+        self.generation = 0
+        self.managed = ManagedObjects(self)
 
     # --- access --------------------------------------------------------------
 
@@ -273,9 +278,10 @@ class Service:
             return [self.provider_iface]
         return [self.manager_iface]
 
-    def _properties_of(self, obj: BusObject) -> dict[str, dict[str, Variant]]:
+    def properties_of(self, obj: BusObject) -> dict[str, dict[str, Variant]]:
         """The object's interfaces with all their properties (the one property dumper:
-        GetManagedObjects, InterfacesAdded)."""
+        GetManagedObjects, InterfacesAdded).  The same for every caller: the
+        GetManagedObjects cache (nvmemd.dbus.managed) relies on it."""
         return {i.name: i.all_properties(obj) for i in self._interfaces_of(obj)}
 
     def _signal(self, path: str, interface: str, member: str, signature: str,
@@ -286,7 +292,7 @@ class Service:
         self.objects[path] = obj
         if emit:
             self._signal(ROOT_PATH, OBJECT_MANAGER_IFACE, "InterfacesAdded", "oa{sa{sv}}",
-                         [path, self._properties_of(obj)])
+                         [path, self.properties_of(obj)])
 
     def _withdraw(self, path: str, obj: BusObject) -> None:
         del self.objects[path]
@@ -306,9 +312,14 @@ class Service:
         """Make the published objects match ``state.registry``.
 
         Unchanged providers and cells keep their objects; a changed cell is
-        removed and added again; a changed provider gets PropertiesChanged.
-        Removals are sent before additions, cells before their provider.
+        removed and added again; a changed provider gets PropertiesChanged
+        (of its properties annotated EmitsChangedSignal=true).  Removals are sent
+        before additions, cells before their provider; a changed provider's
+        PropertiesChanged after its cells' InterfacesRemoved and InterfacesAdded, so
+        that the objects its Cells property lists exist when a client reads it.
         """
+        self.generation += 1
+        self.managed.invalidate()
         if consumers is not None:
             self.consumers = consumers
         entries = self.state.registry.entries
@@ -339,6 +350,7 @@ class Service:
         current = self.cells.setdefault(name, {})
         for path in [p for p, o in current.items() if wanted.get(p) != o.cell]:
             self._withdraw(path, current.pop(path))
+        before: dict[str, Variant] | None = None
         if obj is None:
             obj = ProviderObject(self, entry)
             self.providers[name] = obj
@@ -347,14 +359,15 @@ class Service:
         else:
             before = self.provider_iface.all_properties(obj)
             obj.entry = entry
-            self._properties_changed(ppath, self.provider_iface, before,
-                                     self.provider_iface.all_properties(obj))
             log.info("%s: updated, %d cell(s)", name, len(entry.cells))
         for path, cell in wanted.items():
             if path not in current:
                 cell_obj = CellObject(self, name, cell)
                 current[path] = cell_obj
                 self._publish(path, cell_obj, emit)
+        if before is not None:  # after the cells: every path its Cells lists exists
+            self._properties_changed(ppath, self.provider_iface, before,
+                                     self.provider_iface.all_properties(obj))
 
     # --- dispatch ----------------------------------------------------------------
 
@@ -405,10 +418,13 @@ class Service:
         return error(msg, ERROR_UNKNOWN_METHOD,
                      f"Unknown method {member} or interface {iface}.")
 
-    def _managed_objects(self, msg: Message) -> Message:
-        result = {path: self._properties_of(obj) for path, obj in self.objects.items()
-                  if path != ROOT_PATH}
-        return Message.new_method_return(msg, "a{oa{sa{sv}}}", [result])
+    def _managed_objects(self, msg: Message) -> bool:
+        """From the body cached for this generation (nvmemd.dbus.managed); the reply
+        leaves through ``bus.send``."""
+        if expects_reply(msg):
+            paced = LIMITER.bus is self.bus  # the safe writer and its limiter are ours
+            self.managed.answer(msg, self.bus.send, LIMITER.requeue if paced else None)
+        return True
 
     def introspect(self, path: str) -> str | None:
         """``Introspect()`` of *path*: an object, or a node above objects; None if neither."""
