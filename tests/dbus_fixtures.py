@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nvmemd.dbus.polkit import AccessPolicy
+from nvmemd.registry import Registry
+
 REPO = Path(__file__).resolve().parent.parent
 POLICY = REPO / "data" / "org.nvmemd.Nvmem1.conf"
 SYSTEM_CONF = Path("/usr/share/dbus-1/system.conf")
@@ -273,3 +276,15 @@ def assert_no_internals(message: str, sysroot: Path) -> None:
                          message), message
     for leak in (str(sysroot), "/tmp/", "/work/", "/root/", "site-packages", ".py"):
         assert leak not in message, (leak, message)
+
+
+class StaticState:
+    """The daemon state a :class:`nvmemd.dbus.service.Service` serves, for in-process tests:
+    one registry, access for uid 0 only, a reload that does nothing."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.access = AccessPolicy(())
+
+    async def reload(self) -> None:
+        pass

@@ -19,24 +19,14 @@ from dbus_fast.aio import MessageBus
 
 from nvmemd.config import Config
 from nvmemd.consumers import consumer_index
-from nvmemd.dbus.polkit import AccessPolicy
 from nvmemd.dbus.service import Service, reads_inline
 from nvmemd.devicetree import DeviceTree
 from nvmemd.registry import Registry, scan
 from nvmemd.sysroot import Sysroot
 
-from .dbus_fixtures import PrivateBus
+from .dbus_fixtures import PrivateBus, StaticState
 
 pytestmark = pytest.mark.integration
-
-
-class _State:
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.access = AccessPolicy(())
-
-    async def reload(self) -> None:
-        pass
 
 
 async def _serve_and_ask(address: str, registry: Registry, walks: list[str]) -> Any:
@@ -46,7 +36,7 @@ async def _serve_and_ask(address: str, registry: Registry, walks: list[str]) -> 
         # the index as the daemon's rescan thread builds it (there from its own tree
         # object, so nothing is cached on registry.tree)
         index = consumer_index(DeviceTree(registry.sysroot))
-        service = Service(server, _State(registry), index)
+        service = Service(server, StaticState(registry), index)
         service.start()
         await server.request_name("org.nvmemd.Nvmem1")
         walks.clear()  # only what serving does counts

@@ -25,12 +25,20 @@ from nvmemd.config import Config
 from nvmemd.consumers import consumer_index
 from nvmemd.dbus import managed
 from nvmemd.dbus.flow import PremarshalledReply
-from nvmemd.dbus.polkit import AccessPolicy
 from nvmemd.dbus.service import Service
-from nvmemd.registry import Registry, scan
+from nvmemd.registry import scan
 from nvmemd.sysroot import Sysroot
 
-from .dbus_fixtures import NAME, REPO, ROOT, SYS_PYTHON, TIMEOUT, Daemon, managed_objects
+from .dbus_fixtures import (
+    NAME,
+    REPO,
+    ROOT,
+    SYS_PYTHON,
+    TIMEOUT,
+    Daemon,
+    StaticState,
+    managed_objects,
+)
 
 MANAGER = "org.nvmemd.Nvmem1.Manager"
 PROVIDER = "org.nvmemd.Nvmem1.Provider"
@@ -115,18 +123,9 @@ class _Bus:
         self.sent.append(msg)
 
 
-class _State:
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.access = AccessPolicy(())
-
-    async def reload(self) -> None:
-        pass
-
-
-def _service(sysroot: Path) -> tuple[Service, _Bus, _State]:
+def _service(sysroot: Path) -> tuple[Service, _Bus, StaticState]:
     registry = scan(Sysroot.from_arg(str(sysroot)), Config())
-    bus, state = _Bus(), _State(registry)
+    bus, state = _Bus(), StaticState(registry)
     service = Service(bus, state, consumer_index(registry.tree))  # type: ignore[arg-type]
     service.start()
     return service, bus, state
