@@ -27,7 +27,8 @@ class AmbiguousError(InvalidArgumentError):
     def __init__(self, spec: str, candidates: list[str]) -> None:
         self.spec = spec
         self.candidates = candidates
-        listed = "\n  ".join(candidates)
+        # one candidate a line: a newline inside a name (bytes from media) stays escaped
+        listed = "\n  ".join(c.replace("\n", "\\x0a") for c in candidates)
         super().__init__(f"'{spec}' is ambiguous; candidates:\n  {listed}")
 
 

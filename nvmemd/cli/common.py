@@ -83,7 +83,10 @@ def printable(text: str) -> str:
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"nvmemd-query: {printable(message)}\n")
+    """*message* on stderr, control characters escaped; its continuation lines (a
+    newline and two spaces: the candidates of an ambiguous name) stay lines."""
+    text = "\n  ".join(printable(part) for part in message.split("\n  "))
+    sys.stderr.write(f"nvmemd-query: {text}\n")
 
 
 def print_json(out: BinaryIO, data: Any) -> None:
