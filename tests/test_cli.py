@@ -406,6 +406,22 @@ def test_board_env_example_exec_start(demo_board_sysroot: Path, tmp_path: Path) 
     assert shell.stdout == "nvmemd demo board rev B"
 
 
+def test_board_env_example_leaves_no_file_when_a_cell_fails(tmp_path: Path) -> None:
+    """A board without the cells: the unit fails with nvmemd-query's status and leaves
+    neither board.env nor its temporary file in the runtime directory."""
+    from .test_systemd_units import BOARD_ENV_UNIT
+
+    board = tmp_path / "sysroot"
+    (board / "sys" / "bus" / "nvmem" / "devices").mkdir(parents=True)
+    run_dir = tmp_path / "run"
+    (run_dir / "nvmemd").mkdir(parents=True)
+    argv = expand_exec(_exec_start(BOARD_ENV_UNIT), "", runtime_dir=str(run_dir))
+    proc = subprocess.run(argv, env=unit_env(board), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 3, proc.stderr  # no such provider
+    assert list((run_dir / "nvmemd").iterdir()) == []
+
+
 # --- start-up (issue 12 #1): the common get forms skip argparse; the bus path is stdlib-lean
 
 

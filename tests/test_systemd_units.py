@@ -510,6 +510,37 @@ def test_set_mac_example_fails_without_the_cell(demo_sysroot: Path, tmp_path: Pa
     assert not record.exists()
 
 
+def test_set_mac_example_takes_an_escaped_interface_name(demo_sysroot: Path,
+                                                         tmp_path: Path) -> None:
+    """An interface with a dash (br-lan) is the instance br\\x2dlan, as its device unit
+    sys-subsystem-net-devices-br\\x2dlan.device is named; ip must get "br-lan"."""
+    board = tmp_path / "sysroot"
+    shutil.copytree(demo_sysroot, board, symlinks=True)
+    net = board / "sys" / "class" / "net"
+    (net / "br-lan").symlink_to(os.readlink(net / "eth0"))
+    instance = subprocess.run(["systemd-escape", "br-lan"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert instance == "br\\x2dlan"
+    unit = parse_unit(SET_MAC_UNIT)
+    assert one(unit, "Unit", "BindsTo").replace("%i", instance) == (
+        "sys-subsystem-net-devices-br\\x2dlan.device")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record = tmp_path / "ip.argv"
+    (bindir / "ip").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(record))}\n')
+    (bindir / "ip").chmod(0o755)
+    expected = subprocess.run(
+        [str(VENV_BIN / "nvmemd-query"), "--direct", "get", "--netdev", "eth0", "mac-address",
+         "--format", "mac"], env=unit_env(board), capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    argv = expand_exec(_exec_start(SET_MAC_UNIT), instance)
+    result = subprocess.run(argv, env=unit_env(board, bindir), capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert record.read_text().splitlines() == ["link", "set", "dev", "br-lan", "address",
+                                               expected]
+
+
 # --- the daemon in its sandbox, as nvmemd.service runs it -----------------------------
 
 
