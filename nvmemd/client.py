@@ -127,6 +127,8 @@ class Client:
         self._flags = wire.ALLOW_INTERACTIVE_AUTHORIZATION if interactive else 0
         try:
             self._conn = wire.Connection(address, session, timeout)
+        except wire.AddressError as e:
+            raise InvalidArgumentError(str(e)) from None
         except (wire.WireError, OSError) as e:
             raise NotRunningError(f"cannot connect to the bus: {e}") from None
 

@@ -281,6 +281,101 @@ def test_json_everywhere(demo_board_sysroot: Path, command: tuple[str, ...]) -> 
     json.loads(proc.stdout)
 
 
+def test_json_before_the_subcommand(demo_board_sysroot: Path) -> None:
+    before = demo(demo_board_sysroot, "--json", "providers")
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout) == json.loads(demo(demo_board_sysroot, "providers",
+                                                        "--json").stdout)
+    assert demo(demo_board_sysroot, "--json", "get", "hw-revision").stdout == demo(
+        demo_board_sysroot, "get", "hw-revision", "--json").stdout
+
+
+def test_verbose_counts_on_both_sides_of_the_subcommand() -> None:
+    from nvmemd.cli.main import build_parser
+
+    parser = build_parser()
+    for argv in (["-v", "cells", "-v"], ["-vv", "cells"], ["cells", "-vv"]):
+        args = parser.parse_args(argv)
+        assert args.verbose + vars(args).get("verbose_after", 0) == 2, argv
+
+
+@pytest.mark.parametrize("argv", [
+    ("--address", "unix:path=/nonexistent", "--config", "/etc/nvmemd/nvmemd.toml", "providers"),
+    ("--session", "get", "x", "--config", "/x.toml"),
+    ("--address", "unix:path=/nonexistent", "snapshot", "-"),
+    ("--session", "snapshot", "/nonexistent/out.tar.gz"),
+])
+def test_options_the_daemon_cannot_honour_are_refused(argv: tuple[str, ...]) -> None:
+    proc = run(*argv)
+    assert proc.returncode == 2, proc.stderr
+    assert "conflicts" in one_line_error(proc) or "does not apply" in proc.stderr
+
+
+def test_config_implies_direct(demo_board_sysroot: Path) -> None:
+    """--config is a file for direct mode: with it, a running daemon is not asked."""
+    from nvmemd.cli.common import dbus_backend
+    from nvmemd.cli.main import build_parser
+
+    args = build_parser().parse_args(["--config", "/x.toml", "providers"])
+    assert dbus_backend(args) is None
+
+
+@pytest.mark.parametrize("fmt", ["hex", "string", "mac", "u8"])
+def test_endian_only_with_multibyte_integers(demo_board_sysroot: Path, fmt: str) -> None:
+    proc = demo(demo_board_sysroot, "get", "hw-revision", "--endian", "big", "--format", fmt)
+    assert proc.returncode == 2 and "--endian" in one_line_error(proc)
+    ok = demo(demo_board_sysroot, "get", "hw-revision", "--endian", "big", "--format", "u16")
+    assert ok.returncode == 0 and ok.stdout == f"{0x3b00}\n"
+
+
+@pytest.mark.parametrize("address", ["garbage", "tcp:host=localhost,port=1", "unix:path=%zz"])
+def test_unusable_bus_address_is_invalid_input(address: str) -> None:
+    proc = run("--address", address, "providers")
+    assert proc.returncode == 2, proc.stderr
+    assert "address" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("command", [("cells", "board-eeprm1"), ("dump", "board-eeprm1"),
+                                     ("get", "serial-number", "--provider", "board-eeprm1"),
+                                     ("get", "board-eeprm1/serial-number")])
+def test_mistyped_provider_gets_suggestion(demo_board_sysroot: Path,
+                                           command: tuple[str, ...]) -> None:
+    proc = demo(demo_board_sysroot, *command)
+    assert proc.returncode == 3
+    assert one_line_error(proc) == ("nvmemd-query: no nvmem provider named 'board-eeprm1'; "
+                                    "did you mean 'board-eeprom1'?")
+
+
+def test_cells_takes_provider_option_too(demo_board_sysroot: Path) -> None:
+    positional = demo(demo_board_sysroot, "cells", "imx-ocotp0")
+    option = demo(demo_board_sysroot, "cells", "--provider", "imx-ocotp0")
+    assert option.returncode == 0 and option.stdout == positional.stdout
+    assert "imx-ocotp0" in option.stdout and "mtd1" not in option.stdout
+    assert demo(demo_board_sysroot, "cells", "mtd1", "--provider", "imx-ocotp0").returncode == 2
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (("dump", "--provider", "mtd1"), "--provider is not an option of dump (it is one of "
+                                     "cells, get, wait): dump PROVIDER names it"),
+    (("providers", "--format", "hex"), "--format is not an option of providers (it is one "
+                                       "of get)"),
+])
+def test_option_of_another_subcommand_is_named_as_such(argv: tuple[str, ...],
+                                                       expected: str) -> None:
+    proc = run(*argv)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[-1] == f"nvmemd-query: error: {expected}"
+
+
+def test_suggestions_are_options_of_the_subcommand() -> None:
+    """Only names the subcommand takes: `providers --prvider` is not answered with
+    get's --provider (nor `cells --provider` with --provider itself, as it was)."""
+    proc = run("providers", "--prvider")
+    assert proc.returncode == 2 and "'--provider'" not in proc.stderr
+    proc = run("providers", "--nmaes")
+    assert "did you mean '--names'" in proc.stderr
+
+
 # --- 9. docs agree on at24 ------------------------------------------------------------------
 
 
@@ -435,9 +530,10 @@ FAST_ARGV = [
     ["get", "--format", "mac", "a", "--sysroot", "/y"],
     ["--sysroot", "/x", "get", "a", "--sysroot", "/y"],
     ["get", "-", "x"],
+    ["--json", "get", "a"],
 ]
 SLOW_ARGV = [
-    ["get"], ["cells"], ["-v", "get", "a"], ["get", "a", "-v"], ["--json", "get", "a"],
+    ["get"], ["cells"], ["-v", "get", "a"], ["get", "a", "-v"],
     ["get", "a", "--json", "b"], ["get", "a", "--form", "hex"], ["get", "-fhex", "a"],
     ["get", "a", "--format", "bogus"], ["get", "a", "--endian", "middle"],
     ["get", "--consumer", "n", "a"], ["get", "a", "--index", "1"], ["get", "--", "a"],

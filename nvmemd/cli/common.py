@@ -24,7 +24,7 @@ from ..errors import (
     ProviderIOError,
     SysrootError,
 )
-from .formats import env_line, env_name, format_value
+from .formats import INTEGER_FORMATS, env_line, env_name, format_value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
@@ -132,18 +132,28 @@ def guarded(run: Callable[[BinaryIO], int], verbose: int) -> int:
 
 
 def check_options(args: Any) -> None:
-    """Options that contradict each other: the daemon reads the real system, not a sysroot."""
+    """Options that contradict each other: the daemon reads the real system with its own
+    configuration, not a sysroot or another file; a snapshot reads sysfs itself."""
     bus = "--address" if args.address else "--session" if args.session else None
     if args.address and args.session:
         raise InvalidArgumentError("--address and --session both name a bus: give one")
     if bus and args.sysroot:
         raise InvalidArgumentError(f"--sysroot conflicts with {bus}: the daemon reads the "
                                    "real system; use --direct for a sysroot")
+    if bus and args.config:
+        raise InvalidArgumentError(f"--config conflicts with {bus}: the daemon reads its "
+                                   "own configuration; use --direct for another file")
     if bus and args.direct:
         raise InvalidArgumentError(f"--direct conflicts with {bus}")
+    if bus and args.command == "snapshot":
+        raise InvalidArgumentError(f"snapshot reads sysfs itself: {bus} does not apply")
 
 
 # --- back ends -----------------------------------------------------------------------
+
+
+def _names_a_consumer(args: Any) -> bool:
+    return getattr(args, "consumer", None) is not None or getattr(args, "netdev", None) is not None
 
 
 def named_providers(args: Any) -> frozenset[str] | None:
@@ -156,15 +166,14 @@ def named_providers(args: Any) -> frozenset[str] | None:
     from ..specs import split_provider
 
     if args.command in ("cells", "dump"):
-        return frozenset((str(args.provider),)) if args.provider else None
-    if args.command not in ("get", "wait"):
+        heads = {args.provider} if args.provider else {None}
+    elif args.command not in ("get", "wait") or _names_a_consumer(args):
         return None
-    if getattr(args, "consumer", None) is not None or getattr(args, "netdev", None) is not None:
-        return None
-    if args.provider:
-        return frozenset((str(args.provider),))
-    specs = args.spec if isinstance(args.spec, list) else [args.spec]
-    heads = {split_provider(s.partition("=")[2] if "=" in s else s)[0] for s in specs}
+    elif args.provider:
+        heads = {args.provider}
+    else:
+        specs = args.spec if isinstance(args.spec, list) else [args.spec]
+        heads = {split_provider(s.partition("=")[2] if "=" in s else s)[0] for s in specs}
     if None in heads:
         return None
     from ..providers import NVMEM_BUS
@@ -204,7 +213,7 @@ def dbus_backend(args: Any) -> Backend | None:
     than ``/`` is given (the daemon reads the real system).
     """
     explicit = bool(args.address or args.session)
-    if args.direct:
+    if args.direct or args.config:
         return None
     if not explicit:
         sysroot = args.sysroot or os.environ.get("NVMEMD_SYSROOT")
@@ -253,6 +262,9 @@ def cmd_get(backend: Backend, args: Any, out: BinaryIO) -> int:
                                    "use --format mac")
     if args.env and (args.json or args.format == "raw"):
         raise InvalidArgumentError("--env prints text lines: not with --json or --format raw")
+    if args.endian is not None and args.format not in INTEGER_FORMATS:
+        raise InvalidArgumentError("--endian is the byte order of "
+                                   + "/".join(INTEGER_FORMATS) + ": use one of those formats")
     if args.format == "raw" and len(args.spec) > 1:
         raise InvalidArgumentError("--format raw reads one cell (raw values have no separator)")
     named = [s.partition("=") if args.env and "=" in s else ("", "", s) for s in args.spec]
@@ -265,7 +277,7 @@ def cmd_get(backend: Backend, args: Any, out: BinaryIO) -> int:
         record, value = _get_one(backend, spec, args)
         if args.format == "mac":
             value = mac_value(record, value, args)
-        formatted = format_value(value, args.format, args.endian)
+        formatted = format_value(value, args.format, args.endian or "little")
         if args.env:
             var = var or env_name(str(record["name"]))
             if var in variables:

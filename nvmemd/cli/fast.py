@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 #: Options valid before and after ``get`` (nvmemd.cli.main._global_options) and
 #: whether they take a value; ``-v`` is not here: it is argparse's (and logging's).
 _GLOBAL: dict[str, bool] = {"--sysroot": True, "--config": True, "--direct": False,
-                            "--address": True, "--session": False}
+                            "--address": True, "--session": False, "--json": False}
 #: ``get``'s own options handled here (the rest go to argparse).
-_GET: dict[str, bool] = {"--json": False, "--provider": True, "--format": True, "-f": True,
+_GET: dict[str, bool] = {"--provider": True, "--format": True, "-f": True,
                          "--endian": True, "--env": False}
 _ENDIANS = ("little", "big")
 
@@ -47,7 +47,7 @@ class GetArgs:
         self.json = False
         self.provider: str | None = None
         self.format = "hex"
-        self.endian = "little"
+        self.endian: str | None = None  # little unless given (only for u16..u64)
         self.env = False
         self.spec: list[str] = []
 

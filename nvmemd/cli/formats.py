@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 FORMATS: Final = ("hex", "raw", "mac", "string", "u8", "u16", "u32", "u64")
 _WIDTHS: Final = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
+#: The formats --endian applies to.
+INTEGER_FORMATS: Final = ("u16", "u32", "u64")
 #: Erased EEPROM/flash reads 0xff; C strings end in NUL: both pad text fields.
 PADDING: Final = b"\0\xff"
 

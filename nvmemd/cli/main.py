@@ -85,19 +85,47 @@ class Parser(argparse.ArgumentParser):
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if m:
             message += did_you_mean(m[1], re.findall(r"'([^']*)'", m[2]))
-        m = re.match(r"unrecognized arguments: (\S+)", message)
-        if m and m[1].startswith("-"):
-            options = [o for a in self._all_actions() for o in a.option_strings]
-            message += did_you_mean(m[1].split("=")[0], options)
         return super().error(message)
 
-    def _all_actions(self) -> list[argparse.Action]:
-        actions = list(self._actions)
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        """As argparse's, but an unknown option is answered for the subcommand it was
+        given to: the names that subcommand takes, or which commands take it."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(getattr(ns, "command", None), extras))
+        return ns
+
+    def _unrecognized(self, command: str | None, extras: list[str]) -> str:
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        option = extras[0].split("=")[0]
+        if not option.startswith("-"):
+            return message
+        commands = self._subcommands()
+        mine = commands.get(command) if command else None
+        options = _option_strings(mine if mine else self)
+        if command and mine:
+            elsewhere = [name for name, sub in commands.items()
+                         if option in _option_strings(sub)]
+            if elsewhere:
+                hint = _HINTS.get((command, option), "")
+                return (f"{option} is not an option of {command} (it is one of "
+                        f"{', '.join(elsewhere)}){hint}")
+        return message + did_you_mean(option, options)
+
+    def _subcommands(self) -> dict[str, argparse.ArgumentParser]:
         for a in self._actions:
             if isinstance(a, argparse._SubParsersAction):
-                for sub in a.choices.values():
-                    actions += sub._actions
-        return actions
+                return dict(a.choices)
+        return {}
+
+
+#: What to say when an option of one subcommand is given to another.
+_HINTS: Final = {("dump", "--provider"): ": dump PROVIDER names it"}
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    return [o for a in parser._actions for o in a.option_strings]
 
 
 def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
@@ -119,14 +147,18 @@ def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
                    help="ask the daemon on the D-Bus bus at ADDR")
     p.add_argument("--session", action="store_true", **d,
                    help="ask the daemon on the session bus")
+    # After the subcommand -v counts into verbose_after (a subparser starts from a fresh
+    # namespace, so it could not add to the count before it); main() adds the two.
     p.add_argument("-v", "--verbose", action="count", **({"default": 0} if top else d),
+                   dest="verbose" if top else "verbose_after",
                    help="log warnings and errors (-vv: also debug messages)")
+    p.add_argument("--json", action="store_true", **({} if top else d),
+                   help="machine-readable output")
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = Parser(add_help=False)
     _global_options(common, top=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
 
     parser = Parser(
         prog="nvmemd-query",
@@ -147,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("cells", parents=[common], help="list cells with their values")
     p.add_argument("provider", nargs="?", help="only this provider")
+    p.add_argument("--provider", metavar="P", dest="provider_option",
+                   help="the same as the PROVIDER argument (as get and wait take it)")
     p.add_argument("--names", action="store_true",
                    help="only PROVIDER/NAME of each cell, one a line "
                         "(scripts, shell completion)")
@@ -168,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to print the value (default hex): raw bytes, a MAC address "
                         "(checked as the kernel's is_valid_ether_addr()), UTF-8 text "
                         "(trailing NUL and 0xff padding removed), an unsigned integer")
-    p.add_argument("--endian", choices=("little", "big"), default="little",
-                   help="byte order of the u8..u64 formats (default little)")
+    p.add_argument("--endian", choices=("little", "big"), default=None,
+                   help="byte order of the u16, u32 and u64 formats (default little)")
     p.add_argument("--index", type=_int, default=0, metavar="N",
                    help="with --format mac: address N of the range the cell's MAC starts")
     p.add_argument("--mac-mode", choices=MAC_MODES, default="48",
@@ -417,7 +451,14 @@ def run(args: argparse.Namespace, out: BinaryIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.verbose += vars(args).pop("verbose_after", 0)
+    if args.command == "cells":
+        option = vars(args).pop("provider_option")
+        if option is not None and args.provider not in (None, option):
+            parser.error(f"cells: PROVIDER {args.provider} and --provider {option} differ")
+        args.provider = args.provider or option
     if args.verbose:
         setup_logging(args.verbose)
     return guarded(lambda out: run(args, out), args.verbose)

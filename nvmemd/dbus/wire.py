@@ -60,6 +60,10 @@ class WireError(NvmemError):
     """The bus cannot be reached, or it sent something that is not D-Bus."""
 
 
+class AddressError(WireError):
+    """A bus address with no ``unix:path=``/``unix:abstract=`` part this client can use."""
+
+
 class DBusErrorReply(NvmemError):
     """An error reply: *name* (``org.freedesktop.DBus.Error.…``) and its message."""
 
@@ -404,7 +408,10 @@ def _unescape(value: str) -> str:
     raw = value.encode()
     while i < len(raw):
         if raw[i] == ord("%") and i + 2 < len(raw):
-            out.append(int(raw[i + 1:i + 3], 16))
+            try:
+                out.append(int(raw[i + 1:i + 3], 16))
+            except ValueError:
+                raise AddressError(f"bad %-escape in bus address value {value!r}") from None
             i += 3
         else:
             out.append(raw[i])
@@ -435,8 +442,12 @@ class Connection:
         self._signals: list[Message] = []
         self._buf = bytearray()
         addr = bus_address(address, session)
-        last: Exception | None = None
-        for target in _socket_addresses(addr):
+        targets = list(_socket_addresses(addr))
+        if not targets:
+            raise AddressError(f"{addr!r} is not a D-Bus address this client can use "
+                               "(unix:path=FILE or unix:abstract=NAME)")
+        last: OSError | None = None
+        for target in targets:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             sock.settimeout(timeout)
             try:
@@ -448,7 +459,8 @@ class Connection:
             self._sock = sock
             break
         else:
-            raise WireError(f"cannot connect to {addr}: {last or 'no unix address'}")
+            reason = last.strerror if last is not None and last.strerror else last
+            raise WireError(f"cannot connect to {addr}: {reason}")
         try:
             self._authenticate()
             (self.unique_name,) = self.call(DBUS_NAME, DBUS_PATH, DBUS_NAME, "Hello")
