@@ -376,6 +376,22 @@ def test_suggestions_are_options_of_the_subcommand() -> None:
     assert "did you mean '--names'" in proc.stderr
 
 
+@pytest.mark.parametrize("command", [("get", "unique-id"), ("providers",)])
+def test_standard_output_that_cannot_be_written(demo_board_sysroot: Path,
+                                                command: tuple[str, ...]) -> None:
+    """A closed stdout (`>&-`) or a full disk: one line naming standard output, exit 5."""
+    closed = subprocess.run([QUERY, "--sysroot", str(demo_board_sysroot), *command],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            timeout=60, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 5
+    assert closed.stderr == "nvmemd-query: standard output is closed: nowhere to write\n"
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run([QUERY, "--sysroot", str(demo_board_sysroot), *command],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert proc.returncode == 5
+    assert proc.stderr == "nvmemd-query: standard output: No space left on device\n"
+
+
 # --- 9. docs agree on at24 ------------------------------------------------------------------
 
 

@@ -111,9 +111,14 @@ def setup_logging(verbose: int) -> Any:
 
 def guarded(run: Callable[[BinaryIO], int], verbose: int) -> int:
     """*run* (stdout as its argument) with errors as one line and an exit code."""
-    out = sys.stdout.buffer
+    if sys.stdout is None:  # started with fd 1 closed (`>&-`)
+        warn("standard output is closed: nowhere to write")
+        return EXIT_IO
+    out: BinaryIO = _StandardOutput(sys.stdout.buffer)  # type: ignore[assignment]
     try:
-        return run(out)
+        code = run(out)
+        out.flush()
+        return code
     except NvmemError as e:
         warn(str(e))
         return exit_code_for(e)
@@ -129,6 +134,30 @@ def guarded(run: Callable[[BinaryIO], int], verbose: int) -> int:
         setup_logging(verbose).error("internal error", exc_info=True)
         warn(f"internal error: {e!r} (please report; run with -v for details)")
         return EXIT_FAILURE
+
+
+class _StandardOutput:
+    """``sys.stdout.buffer`` whose failed writes name standard output (a full disk, a
+    closed file); a reader that went away stays BrokenPipeError."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._stream.write(data)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"standard output: {e.strerror or e}") from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OutputError(f"standard output: {e.strerror or e}") from None
 
 
 def check_options(args: Any) -> None:
