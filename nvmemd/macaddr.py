@@ -95,6 +95,34 @@ def is_valid_ether_addr(mac: bytes) -> bool:
     return len(mac) >= ETH_ALEN and not mac[0] & 1 and any(mac[:ETH_ALEN])
 
 
+def invalid_ether_addr(mac: bytes) -> str | None:
+    """Why ``of_get_mac_address_nvmem()`` refuses *mac* (the cell it read), or None.
+
+    Mirrors ``net/core/of_net.c: of_get_mac_address_nvmem()`` (and
+    ``net/ethernet/eth.c: nvmem_get_mac_address()``): ``-EINVAL`` unless the
+    cell has ``ETH_ALEN`` bytes and ``is_valid_ether_addr()`` holds, i.e. it is
+    neither multicast (ff:ff:ff:ff:ff:ff, what erased media read, among them)
+    nor all zero.
+    """
+    if len(mac) != ETH_ALEN:
+        return f"a MAC address has {ETH_ALEN} bytes, this value has {len(mac)}"
+    if is_valid_ether_addr(mac):
+        return None
+    shown = format_mac(mac)
+    if not any(mac):
+        return (f"{shown} is all zero, not a valid Ethernet address "
+                "(is_valid_ether_addr() refuses it)")
+    kind = "the broadcast address" if mac == b"\xff" * ETH_ALEN else "a multicast address"
+    return f"{shown} is {kind}, not a valid Ethernet address (is_valid_ether_addr() refuses it)"
+
+
+def check_ether_addr(mac: bytes) -> None:
+    """:func:`invalid_ether_addr` as an InvalidArgumentError (``get --format mac``)."""
+    problem = invalid_ether_addr(mac)
+    if problem is not None:
+        raise InvalidArgumentError(problem)
+
+
 def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 

@@ -16,20 +16,6 @@ _WIDTHS: Final = {"u8": 1, "u16": 2, "u32": 4, "u64": 8}
 PADDING: Final = b"\0\xff"
 
 
-def check_ether_addr(mac: bytes) -> None:
-    """What ``of_get_mac_address_nvmem()`` accepts: 6 bytes, ``is_valid_ether_addr()``."""
-    if len(mac) != 6:
-        raise InvalidArgumentError(f"a MAC address has 6 bytes, this cell has {len(mac)}")
-    shown = ":".join(f"{b:02x}" for b in mac)
-    if mac[0] & 1:
-        kind = "the broadcast address" if mac == b"\xff" * 6 else "a multicast address"
-        raise InvalidArgumentError(f"{shown} is {kind}, not a valid Ethernet address "
-                                   "(the kernel's is_valid_ether_addr() refuses it)")
-    if not any(mac):
-        raise InvalidArgumentError(f"{shown} is not a valid Ethernet address (all zero; "
-                                   "the kernel's is_valid_ether_addr() refuses it)")
-
-
 def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
     """The bytes to print for *value* in format *fmt* (``raw`` is not newline-terminated)."""
     if fmt == "raw":
@@ -37,6 +23,8 @@ def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
     if fmt == "hex":
         return value.hex().encode() + b"\n"
     if fmt == "mac":
+        from ..macaddr import check_ether_addr
+
         check_ether_addr(value)
         return ":".join(f"{b:02x}" for b in value).encode() + b"\n"
     if fmt == "string":
