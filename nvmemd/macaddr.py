@@ -36,6 +36,7 @@ ETH_ALEN: Final = 6
 MAC_ADDR_STR_LEN: Final = 3 * ETH_ALEN - 1
 _HEX: Final = frozenset(b"0123456789abcdefABCDEF")  # string.hexdigits
 _MASK48: Final = (1 << 48) - 1
+_MASK24: Final = (1 << 24) - 1
 
 #: Documentation/devicetree/bindings/nvmem/layouts/fixed-cell.yaml
 MAC_BASE_COMPATIBLE: Final = "mac-base"
@@ -56,7 +57,7 @@ def eth_addr_add(mac: bytes, offset: int) -> bytes:
 
 def nic_add(mac: bytes, offset: int) -> bytes:
     """OpenWrt ``macaddr_add``: ``(nic + offset) & 0xffffff``, OUI unchanged."""
-    nic = (int.from_bytes(mac[3:ETH_ALEN], "big") + offset) & 0xFFFFFF
+    nic = (int.from_bytes(mac[3:ETH_ALEN], "big") + offset) & _MASK24
     return bytes(mac[:3]) + nic.to_bytes(3, "big") + bytes(mac[ETH_ALEN:])
 
 
@@ -65,7 +66,9 @@ def derive(mac: bytes, index: int, mode: MacMode = "48", strict: bool = False) -
 
     *strict* (the CLI's ``--index``) refuses, in mode 48, an index that wraps
     past ``ff:ff:ff:ff:ff:ff`` into the OUI of nobody (the kernel's u64
-    arithmetic wraps silently); mode 24 wraps the NIC part by design (OpenWrt).
+    arithmetic wraps silently), and in mode 24 one of 2^24 or more: the NIC
+    part wraps by design (OpenWrt), but such an index names an address of the
+    range a smaller one names already (2^24 is the base address itself).
     """
     if len(mac) != ETH_ALEN:
         raise InvalidArgumentError(f"a MAC address has 6 bytes, this value has {len(mac)}")
@@ -75,6 +78,9 @@ def derive(mac: bytes, index: int, mode: MacMode = "48", strict: bool = False) -
             raise InvalidArgumentError(
                 f"--index {index} overflows the 48-bit address (at most {room} "
                 f"from {format_mac(mac)})")
+    if strict and mode == "24" and index > _MASK24:
+        raise InvalidArgumentError(f"--index {index} is past the 24-bit NIC part of "
+                                   f"--mac-mode 24 (at most {_MASK24})")
     return eth_addr_add(mac, index) if mode == "48" else nic_add(mac, index)
 
 

@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --format mac: address N of the range the cell's MAC starts")
     p.add_argument("--mac-mode", choices=MAC_MODES, default="48",
                    help="how --index adds: 48 = the kernel's eth_addr_add() (carries into "
-                        "the OUI), 24 = OpenWrt's macaddr_add (NIC part only)")
+                        "the OUI, N up to ff:ff:ff:ff:ff:ff), 24 = OpenWrt's macaddr_add "
+                        "(NIC part only, N < 2^24)")
     p.add_argument("--env", action="store_true",
                    help="print VAR=\"value\" lines for sh eval and systemd EnvironmentFile=: "
                         "VAR from VAR=SPEC or the cell name (upper case, [A-Z0-9_])")
