@@ -133,6 +133,12 @@ def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
+def quoted(text: bytes) -> str:
+    """*text* from the medium for a message: in double quotes, every byte that is not
+    printable ASCII as ``\\xNN`` (no Python ``b'...'`` repr, no raw control bytes)."""
+    return '"' + "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in text) + '"'
+
+
 def ascii_mac_post_process(cell_id: str, index: int, buf: bytes) -> bytes:
     """``u_boot_env_read_post_process_ethaddr()`` / ``brcm_nvram_read_post_process_macaddr()``.
 
@@ -145,7 +151,7 @@ def ascii_mac_post_process(cell_id: str, index: int, buf: bytes) -> bytes:
                           f"found {len(buf)}")
     mac = mac_pton(buf)
     if mac is None:
-        raise LayoutError(f"-EINVAL: not a MAC address: {buf!r}")
+        raise LayoutError(f"-EINVAL: not a MAC address: {quoted(buf)}")
     if index:
         mac = eth_addr_add(mac, index)
     return mac + bytes(buf[ETH_ALEN:])
@@ -161,12 +167,13 @@ def decode_mac_base(value: bytes, index: int = 0) -> bytes:
         mac = bytes(value)
     elif len(value) == 2 * ETH_ALEN:
         if any(b not in _HEX for b in value):
-            raise InvalidArgumentError(f"mac-base: not 12 hex digits: {value!r}")
+            raise InvalidArgumentError(f"mac-base: not 12 hex digits: {quoted(value)}")
         mac = bytes.fromhex(value.decode("ascii"))
     elif len(value) == MAC_ADDR_STR_LEN:
         parsed = mac_pton(value)
         if parsed is None:
-            raise InvalidArgumentError(f"mac-base: not a MAC address: {value!r}")
+            raise InvalidArgumentError(
+                f"mac-base: not a MAC address (xx:xx:xx:xx:xx:xx): {quoted(value)}")
         mac = parsed
     else:
         raise InvalidArgumentError(

@@ -113,6 +113,37 @@ def test_derive_strict_bounds() -> None:
         derive(base, room + 1, "48", strict=True)
 
 
+@pytest.mark.parametrize(("stored", "shown"), [
+    (b"zz:00:5e:10:00:00", '"zz:00:5e:10:00:00"'),
+    (b"\x1b[2J:00:5e:10:00\x9b", '"\\x1b[2J:00:5e:10:00\\x9b"'),
+    (b"02000XAAFFFF", '"02000XAAFFFF"'),
+])
+def test_decode_mac_base_shows_the_text_escaped(stored: bytes, shown: str) -> None:
+    with pytest.raises(InvalidArgumentError) as e:
+        decode_mac_base(stored)
+    assert str(e.value).endswith(": " + shown) and "b'" not in str(e.value)
+
+
+def test_ascii_post_process_shows_the_text_escaped() -> None:
+    with pytest.raises(LayoutError) as e:
+        ascii_mac_post_process("ethaddr", 0, b"02:11:22:33:44:\x1b\x07")
+    assert str(e.value) == '-EINVAL: not a MAC address: "02:11:22:33:44:\\x1b\\x07"'
+
+
+def test_cli_mac_base_error_names_the_cell(demo_copy: Path) -> None:
+    nvmem = (demo_copy / "sys/bus/nvmem/devices/mtd2").resolve() / "nvmem"
+    data = bytearray(nvmem.read_bytes())
+    data[0x30 : 0x30 + 17] = b"zz:00:5e:10:00:00"
+    nvmem.write_bytes(bytes(data))
+    proc = query(demo_copy, "get", "base-mac", "--format", "mac", check=False)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode() == (
+        'nvmemd-query: mtd2: cell base-mac@30,0: mac-base: not a MAC address '
+        '(xx:xx:xx:xx:xx:xx): "zz:00:5e:10:00:00"\n')
+    cells = query(demo_copy, "cells", "--json").stdout.decode()
+    assert '"decoded_error": "mac-base: not a MAC address (xx:xx:xx:xx:xx:xx): ' in cells
+
+
 def test_cli_index_and_mode(demo_board_sysroot: Path) -> None:
     def mac(*args: str) -> str:
         return query(demo_board_sysroot, "get", *args).stdout.decode().strip()
