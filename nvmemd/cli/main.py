@@ -166,8 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="like --consumer, for the DT node of network interface IF")
     p.add_argument("--format", "-f", choices=FORMATS, default="hex",
                    help="how to print the value (default hex): raw bytes, a MAC address "
-                        "(checked as the kernel's is_valid_ether_addr()), UTF-8 text "
-                        "(trailing NUL and 0xff padding removed), an unsigned integer")
+                        "(checked as the kernel's is_valid_ether_addr()), UTF-8 text (a C "
+                        "string: up to the first NUL, trailing 0xff padding removed; control "
+                        "characters refused), an unsigned integer")
     p.add_argument("--endian", choices=("little", "big"), default="little",
                    help="byte order of the u8..u64 formats (default little)")
     p.add_argument("--index", type=_int, default=0, metavar="N",
@@ -229,7 +230,7 @@ def _short_hex(value: str | None, error: str | None) -> str:
 
 
 def _text_column(value: str | None) -> str:
-    """The value as text when its bytes are printable ASCII (padding removed), else ''."""
+    """The value as text when `get --format string` prints printable ASCII, else ''."""
     if value is None:
         return ""
     text = text_of(bytes.fromhex(value))
