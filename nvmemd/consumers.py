@@ -174,7 +174,7 @@ def netdev_of_node(sysroot: Sysroot, tree: DeviceTree, ifname: str) -> str:
     Ethernet drivers leave it.
     """
     if not ifname or "/" in ifname or ifname in (".", ".."):
-        raise InvalidArgumentError(f"not an interface name: {ifname!r}")
+        raise InvalidArgumentError(f"not an interface name: '{ifname}'")
     base = f"/sys/class/net/{ifname}"
     if not sysroot.exists(base):
         raise NotFoundError(f"no network interface {ifname}")

@@ -17,8 +17,17 @@ Within one rank, a field's names are tried in the order of :data:`FIELDS`
 whose DT node has an ``nvmem-cells`` ``mac-address`` entry, the MAC its driver
 gets (the consumer's index argument and post-processing applied, as
 ``of_get_mac_address()`` → ``nvmem_get_mac_address()``), unless the node's own
-``mac-address``/``local-mac-address`` property holds a valid address, which the
-kernel prefers.
+``mac-address``/``local-mac-address``/``address`` property holds a valid address,
+which the kernel prefers.
+
+A MAC the kernel refuses (``is_valid_ether_addr()``: multicast, which includes
+the ff:ff:ff:ff:ff:ff of erased media, or all zero) is no value: for the base
+MAC the next valid source wins, as ``of_get_mac_address()`` falls through its
+sources; an interface whose cell holds one gets nothing from it, as
+``of_get_mac_address_nvmem()`` returns -EINVAL.  Either way the cell is
+reported under ``errors``.  The node's own address properties are skipped
+silently when invalid, as the kernel does: all-zero ones are the placeholders a
+boot loader fills in.
 
 A caller that may not read root-only providers gets no value derived from
 them: such sources are listed under ``protected`` instead.
@@ -31,7 +40,13 @@ from typing import Any, Final
 
 from .consumers import netdev_of_node
 from .errors import AccessDeniedError, NotFoundError, NvmemError
-from .macaddr import format_mac
+from .macaddr import (
+    decode_mac_base,
+    format_mac,
+    invalid_ether_addr,
+    is_mac_base,
+    is_valid_ether_addr,
+)
 from .model import CellInfo, ProviderEntry
 from .query import Query
 from .records import printable
@@ -73,25 +88,23 @@ def _text(raw: bytes) -> str | None:
     return text if len(text) >= 2 and text.isprintable() else None
 
 
-def _mac(raw: bytes) -> str | None:
-    """A MAC from 6 raw bytes or its ``xx:xx:xx:xx:xx:xx`` text (mac-base, U-Boot)."""
+def _mac(raw: bytes) -> bytes | None:
+    """A MAC from 6 raw bytes or its ``xx:xx:xx:xx:xx:xx`` text (U-Boot, vendor cells)."""
     if len(raw) == 6:
-        return format_mac(raw) if any(raw) and raw != b"\xff" * 6 else None
+        return bytes(raw)
     text = _text(raw)
     if text is None:
         return None
     parts = text.replace("-", ":").split(":")
     if len(parts) == 6 and all(len(p) == 2 for p in parts):
         try:
-            return format_mac(bytes(int(p, 16) for p in parts))
+            return bytes(int(p, 16) for p in parts)
         except ValueError:
             return None
     return None
 
 
 def _value(field: str, raw: bytes) -> str | None:
-    if field in MAC_FIELDS:
-        return _mac(raw)
     if field == "mac_count":
         return str(int.from_bytes(raw, "big")) if raw else None
     text = _text(raw)
@@ -126,10 +139,30 @@ class _Collector:
                 except NvmemError as e:
                     self.errors.append(printable(str(e)))
                     continue
-                value = _value(field, raw)
+                if field in MAC_FIELDS:
+                    value = self._base_mac(entry, cell, raw)
+                else:
+                    value = _value(field, raw)
                 if value is not None:
                     self.candidates[field].append(((rank, name_rank, order), value,
                                                    _source(entry, cell)))
+
+    def _base_mac(self, entry: ProviderEntry, cell: CellInfo, raw: bytes) -> str | None:
+        """A MAC source's address, or None (reported) when it is none the kernel takes."""
+        mac: bytes | None
+        if is_mac_base(self.query.registry.tree, cell):
+            try:  # nvmemd extension (OpenWrt's mac-base decoding), as `get --format mac`
+                mac = decode_mac_base(raw)
+            except NvmemError:
+                mac = None
+        else:
+            mac = _mac(raw)
+        problem = "not a MAC address" if mac is None else invalid_ether_addr(mac)
+        if problem is not None:
+            self.errors.append(f"{_source(entry, cell)}: {problem}; not used")
+            return None
+        assert mac is not None
+        return format_mac(mac)
 
     def root_properties(self) -> None:
         tree = self.query.registry.tree
@@ -187,21 +220,32 @@ class _Collector:
             except NvmemError as e:
                 self.errors.append(f"{ifname}: {printable(str(e))}")
                 continue
-            decoded = record.get("decoded")
-            mac = decoded if isinstance(decoded, str) else _mac(raw)
-            if mac is None:
-                self.errors.append(f"{ifname}: {_source(entry, cell)}: not a MAC address")
+            mac = raw
+            if record.get("mac_base"):
+                # nvmemd extension (OpenWrt's mac-base decoding, with the consumer's index)
+                try:
+                    mac = decode_mac_base(raw, int(record["consumer"].get("index", 0)))
+                except NvmemError as e:
+                    self.errors.append(f"{ifname}: {_source(entry, cell)}: {printable(str(e))}")
+                    continue
+            problem = invalid_ether_addr(mac)
+            if problem is not None:
+                self.errors.append(f"{ifname}: {_source(entry, cell)}: {problem}; "
+                                   "of_get_mac_address_nvmem() returns -EINVAL")
                 continue
-            out.append({"name": ifname, "mac_address": mac, "source": _source(entry, cell),
-                        "consumer": printable(node)})
+            out.append({"name": ifname, "mac_address": format_mac(mac),
+                        "source": _source(entry, cell), "consumer": printable(node)})
         return out
 
     def _dt_mac(self, node: str) -> tuple[str, str] | None:
-        """``of_get_mac_addr()``: the node's own address properties come first."""
+        """Mirrors ``net/core/of_net.c: of_get_mac_address()``: the node's own
+        ``mac-address``, ``local-mac-address`` and (obsolete) ``address`` properties
+        come first, each taken by ``of_get_mac_addr()`` only when it has 6 bytes that
+        ``is_valid_ether_addr()`` accepts."""
         dt = self.query.registry.tree.node(node)
-        for prop in ("mac-address", "local-mac-address"):
+        for prop in ("mac-address", "local-mac-address", "address"):
             raw = dt.prop(prop)
-            if raw is not None and len(raw) == 6 and any(raw) and not raw[0] & 1:
+            if raw is not None and len(raw) == 6 and is_valid_ether_addr(raw):
                 return format_mac(raw), f"device-tree:{printable(node)}/{prop}"
         return None
 

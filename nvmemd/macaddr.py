@@ -36,6 +36,7 @@ ETH_ALEN: Final = 6
 MAC_ADDR_STR_LEN: Final = 3 * ETH_ALEN - 1
 _HEX: Final = frozenset(b"0123456789abcdefABCDEF")  # string.hexdigits
 _MASK48: Final = (1 << 48) - 1
+_MASK24: Final = (1 << 24) - 1
 
 #: Documentation/devicetree/bindings/nvmem/layouts/fixed-cell.yaml
 MAC_BASE_COMPATIBLE: Final = "mac-base"
@@ -56,7 +57,7 @@ def eth_addr_add(mac: bytes, offset: int) -> bytes:
 
 def nic_add(mac: bytes, offset: int) -> bytes:
     """OpenWrt ``macaddr_add``: ``(nic + offset) & 0xffffff``, OUI unchanged."""
-    nic = (int.from_bytes(mac[3:ETH_ALEN], "big") + offset) & 0xFFFFFF
+    nic = (int.from_bytes(mac[3:ETH_ALEN], "big") + offset) & _MASK24
     return bytes(mac[:3]) + nic.to_bytes(3, "big") + bytes(mac[ETH_ALEN:])
 
 
@@ -65,7 +66,9 @@ def derive(mac: bytes, index: int, mode: MacMode = "48", strict: bool = False) -
 
     *strict* (the CLI's ``--index``) refuses, in mode 48, an index that wraps
     past ``ff:ff:ff:ff:ff:ff`` into the OUI of nobody (the kernel's u64
-    arithmetic wraps silently); mode 24 wraps the NIC part by design (OpenWrt).
+    arithmetic wraps silently), and in mode 24 one of 2^24 or more: the NIC
+    part wraps by design (OpenWrt), but such an index names an address of the
+    range a smaller one names already (2^24 is the base address itself).
     """
     if len(mac) != ETH_ALEN:
         raise InvalidArgumentError(f"a MAC address has 6 bytes, this value has {len(mac)}")
@@ -75,6 +78,9 @@ def derive(mac: bytes, index: int, mode: MacMode = "48", strict: bool = False) -
             raise InvalidArgumentError(
                 f"--index {index} overflows the 48-bit address (at most {room} "
                 f"from {format_mac(mac)})")
+    if strict and mode == "24" and index > _MASK24:
+        raise InvalidArgumentError(f"--index {index} is past the 24-bit NIC part of "
+                                   f"--mac-mode 24 (at most {_MASK24})")
     return eth_addr_add(mac, index) if mode == "48" else nic_add(mac, index)
 
 
@@ -95,8 +101,42 @@ def is_valid_ether_addr(mac: bytes) -> bool:
     return len(mac) >= ETH_ALEN and not mac[0] & 1 and any(mac[:ETH_ALEN])
 
 
+def invalid_ether_addr(mac: bytes) -> str | None:
+    """Why ``of_get_mac_address_nvmem()`` refuses *mac* (the cell it read), or None.
+
+    Mirrors ``net/core/of_net.c: of_get_mac_address_nvmem()`` (and
+    ``net/ethernet/eth.c: nvmem_get_mac_address()``): ``-EINVAL`` unless the
+    cell has ``ETH_ALEN`` bytes and ``is_valid_ether_addr()`` holds, i.e. it is
+    neither multicast (ff:ff:ff:ff:ff:ff, what erased media read, among them)
+    nor all zero.
+    """
+    if len(mac) != ETH_ALEN:
+        return f"a MAC address has {ETH_ALEN} bytes, this value has {len(mac)}"
+    if is_valid_ether_addr(mac):
+        return None
+    shown = format_mac(mac)
+    if not any(mac):
+        return (f"{shown} is all zero, not a valid Ethernet address "
+                "(is_valid_ether_addr() refuses it)")
+    kind = "the broadcast address" if mac == b"\xff" * ETH_ALEN else "a multicast address"
+    return f"{shown} is {kind}, not a valid Ethernet address (is_valid_ether_addr() refuses it)"
+
+
+def check_ether_addr(mac: bytes) -> None:
+    """:func:`invalid_ether_addr` as an InvalidArgumentError (``get --format mac``)."""
+    problem = invalid_ether_addr(mac)
+    if problem is not None:
+        raise InvalidArgumentError(problem)
+
+
 def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
+
+
+def quoted(text: bytes) -> str:
+    """*text* from the medium for a message: in double quotes, every byte that is not
+    printable ASCII as ``\\xNN`` (no Python ``b'...'`` repr, no raw control bytes)."""
+    return '"' + "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in text) + '"'
 
 
 def ascii_mac_post_process(cell_id: str, index: int, buf: bytes) -> bytes:
@@ -111,7 +151,7 @@ def ascii_mac_post_process(cell_id: str, index: int, buf: bytes) -> bytes:
                           f"found {len(buf)}")
     mac = mac_pton(buf)
     if mac is None:
-        raise LayoutError(f"-EINVAL: not a MAC address: {buf!r}")
+        raise LayoutError(f"-EINVAL: not a MAC address: {quoted(buf)}")
     if index:
         mac = eth_addr_add(mac, index)
     return mac + bytes(buf[ETH_ALEN:])
@@ -127,12 +167,13 @@ def decode_mac_base(value: bytes, index: int = 0) -> bytes:
         mac = bytes(value)
     elif len(value) == 2 * ETH_ALEN:
         if any(b not in _HEX for b in value):
-            raise InvalidArgumentError(f"mac-base: not 12 hex digits: {value!r}")
+            raise InvalidArgumentError(f"mac-base: not 12 hex digits: {quoted(value)}")
         mac = bytes.fromhex(value.decode("ascii"))
     elif len(value) == MAC_ADDR_STR_LEN:
         parsed = mac_pton(value)
         if parsed is None:
-            raise InvalidArgumentError(f"mac-base: not a MAC address: {value!r}")
+            raise InvalidArgumentError(
+                f"mac-base: not a MAC address (xx:xx:xx:xx:xx:xx): {quoted(value)}")
         mac = parsed
     else:
         raise InvalidArgumentError(

@@ -21,6 +21,8 @@ import pytest
 from nvmemd.cli.formats import env_line, env_name, format_value
 from nvmemd.errors import InvalidArgumentError
 
+from .conftest import StartDaemon
+from .dbus_fixtures import direct_query
 from .test_systemd_units import WAIT_UNIT, _exec_start, _local_binaries, expand_exec, unit_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -195,6 +197,100 @@ def test_string_strips_erased_padding(demo_board_sysroot: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "ASSET-0042\nnvmemd demo board rev B\n"
     assert format_value(b"ab\0\xff\xff", "string") == b"ab\n"
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (b"ABC\0junk", b"ABC"),  # a C string ends at its first NUL
+    (b"ABC\0\0\xff\xff", b"ABC"),
+    (b"ABC\xff\xff\xff", b"ABC"),  # erased EEPROM/flash
+    (b"ABC\xff\0junk\0", b"ABC"),
+    (b"a\tb", b"a\tb"),  # TAB is text
+    ("gr\u00fc\u00dfe".encode(), "gr\u00fc\u00dfe".encode()),
+    (b"\0\0\0", b""), (b"\xff" * 4, b""), (b"", b""),
+])
+def test_string_is_a_c_string(value: bytes, text: bytes) -> None:
+    assert format_value(value, "string") == text + b"\n"
+
+
+@pytest.mark.parametrize(("value", "where"), [
+    (b"\x1b]0;pwned\x07\x1b[2J", "byte 0: 0x1b"),  # retitles and clears a terminal
+    (b"ok\nthen", "byte 2: 0x0a"),
+    (b"ok\x7f", "byte 2: 0x7f"),
+    ("ok\u009b31m".encode(), "byte 2: U+009B"),  # C1 CSI
+    (bytes(range(32)), "byte 1: 0x01"),  # binary from a NUL on (the demo's eeprom-cal)
+    (b"ABC\0\x01\x02", "byte 4: 0x01"),
+])
+def test_string_refuses_control_characters(value: bytes, where: str) -> None:
+    with pytest.raises(InvalidArgumentError) as e:
+        format_value(value, "string")
+    assert str(e.value) == (f"value holds control characters ({where}), not text; "
+                            "use --format hex or --format raw")
+
+
+def _poke(root: Path, provider: str, offset: int, data: bytes) -> None:
+    nvmem = (root / "sys/bus/nvmem/devices" / provider).resolve() / "nvmem"
+    with open(nvmem, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+#: mtd2 asset-tag@20 (16 bytes): what a hostile or broken medium may hold there.
+ASSET_TAGS = {"nul": b"ABC\0junk\xff\xff\xff\xff\xff\xff\xff\xff",
+              "escape": b"\x1b]0;pwned\x07\x1b[2J\xff\xff",
+              "latin1": b"Stra\xdfe\0".ljust(16, b"\xff")}
+
+
+def test_string_embedded_nul_ends_the_text(demo_copy: Path) -> None:
+    _poke(demo_copy, "mtd2", 0x20, ASSET_TAGS["nul"])
+    proc = subprocess.run([QUERY, "--sysroot", str(demo_copy), "get", "asset-tag", "-f",
+                           "string"], capture_output=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"ABC\n", b"")
+
+
+@pytest.mark.parametrize("argv", [
+    ("get", "eeprom-cal", "-f", "string"),
+    ("get", "asset-tag", "-f", "string"),
+    ("get", "hw-revision", "asset-tag", "serial#", "-f", "string"),
+    ("get", "--env", "-f", "string", "serial#", "asset-tag"),
+    ("get", "-f", "string", "--json", "serial#", "asset-tag"),
+])
+def test_string_refusals_name_the_cell(demo_copy: Path, argv: tuple[str, ...]) -> None:
+    _poke(demo_copy, "mtd2", 0x20, ASSET_TAGS["escape"])
+    proc = demo(demo_copy, *argv)
+    assert proc.returncode == 2 and proc.stdout == ""
+    line = one_line_error(proc)
+    assert "\x1b" not in line and "\x07" not in line
+    if "eeprom-cal" in argv:
+        assert line == ("nvmemd-query: mtd1: cell eeprom-cal@1000,0: value holds control "
+                        "characters (byte 1: 0x01), not text; use --format hex or --format raw")
+    else:
+        assert line == ("nvmemd-query: mtd2: cell asset-tag@20,0: value holds control "
+                        "characters (byte 0: 0x1b), not text; use --format hex or --format raw")
+
+
+def test_string_not_utf8_names_the_cell(demo_copy: Path) -> None:
+    _poke(demo_copy, "mtd2", 0x20, ASSET_TAGS["latin1"])
+    proc = demo(demo_copy, "get", "asset-tag", "-f", "string")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert one_line_error(proc) == ("nvmemd-query: mtd2: cell asset-tag@20,0: value is not "
+                                    "valid UTF-8 (byte 4: 0xdf); use --format hex or "
+                                    "--format raw")
+    # the bytes themselves are there for who asks for them
+    assert demo(demo_copy, "get", "asset-tag").stdout == ASSET_TAGS["latin1"].hex() + "\n"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("tag", sorted(ASSET_TAGS))
+def test_string_over_dbus_as_direct(start_daemon: StartDaemon, demo_copy: Path,
+                                    tag: str) -> None:
+    """The formatting is the client's: the same output, error and exit status either way."""
+    _poke(demo_copy, "mtd2", 0x20, ASSET_TAGS[tag])
+    daemon = start_daemon(["--sysroot", str(demo_copy)])
+    for argv in (["get", "asset-tag", "-f", "string"], ["get", "eeprom-cal", "-f", "string"],
+                 ["get", "--env", "-f", "string", "serial#", "asset-tag"]):
+        over_bus, direct = daemon.query(*argv), direct_query(demo_copy, *argv)
+        assert (over_bus.returncode, over_bus.stdout, over_bus.stderr) == (
+            direct.returncode, direct.stdout, direct.stderr), argv
 
 
 # --- 8. options where people type them ---------------------------------------------------
@@ -443,6 +539,10 @@ def test_env_quoting() -> None:
     assert env_line("A", b'a"$`\\b\n') == b'A="a\\"\\$\\`\\\\b"\n'
     with pytest.raises(InvalidArgumentError):
         env_line("A", b"a\nb\n")
+    # the same control characters as --format string: TAB is text, C1 CSI is not
+    assert env_line("A", b"a\tb\n") == b'A="a\tb"\n'
+    with pytest.raises(InvalidArgumentError, match="U\\+009B"):
+        env_line("A", "a\u009b31m\n".encode())
     with pytest.raises(InvalidArgumentError):
         env_line("1A", b"x\n")
 
@@ -457,6 +557,18 @@ def test_cells_table_shows_text(demo_board_sysroot: Path) -> None:
     assert line.endswith('"nvmemd demo board rev B"')
     hw = next(ln for ln in out.splitlines() if "hw-revision" in ln)
     assert hw.rstrip().endswith("3b00")  # one printable byte is no text
+
+
+def test_cells_table_text_is_what_format_string_prints(demo_copy: Path) -> None:
+    def text_column() -> str:
+        out = demo(demo_copy, "cells", "mtd2").stdout
+        line = next(ln for ln in out.splitlines() if "asset-tag" in ln)
+        return line.split()[-1]
+
+    _poke(demo_copy, "mtd2", 0x20, ASSET_TAGS["nul"])
+    assert text_column() == '"ABC"'
+    _poke(demo_copy, "mtd2", 0x20, b"ABC\0\x01\x02".ljust(16, b"\xff"))
+    assert text_column() == "414243000102ffffffffffffffffffff"  # no text: the hex is last
 
 
 # --- 10. snapshots unpack with tar and replay ---------------------------------------------
@@ -641,3 +753,12 @@ def test_readme_boot_integration_as_documented(demo_board_sysroot: Path) -> None
     assert m is not None
     out = demo(demo_board_sysroot, *m[1].split()[1:])
     assert out.stdout == m[2] + "\n", out.stderr
+
+
+def test_readme_format_string_refusal_as_documented(demo_board_sysroot: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    m = re.search(r"^\$ (nvmemd-query get eeprom-cal --format string)\n(.*)\n\$ echo \$\?\n"
+                  r"(\d+)$", readme, re.M)
+    assert m is not None
+    out = demo(demo_board_sysroot, *m[1].split()[1:])
+    assert (out.returncode, out.stdout, out.stderr) == (int(m[3]), "", m[2] + "\n")

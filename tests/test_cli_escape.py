@@ -59,6 +59,24 @@ def test_tables_escape_controls(command: str, names: bool,
         _clean(capsys.readouterr().err)
 
 
+class FakeIdentityBackend:
+    def identity(self) -> dict[str, Any]:
+        return {"serial_number": {"value": "SN" + HOSTILE, "source": "p:serial#@0,0"},
+                "interfaces": [{"name": "eth0", "mac_address": "02:00:00:00:00:01",
+                                "source": "device-tree:/soc/" + HOSTILE + "/mac-address",
+                                "consumer": "/soc/" + HOSTILE}],
+                "conflicts": [], "protected": [], "errors": ["eth0: cell " + HOSTILE]}
+
+
+def test_identity_escapes_controls() -> None:
+    from nvmemd.cli import identity
+
+    out = io.BytesIO()
+    args = argparse.Namespace(json=False)
+    assert identity.run(FakeIdentityBackend(), args, out) == 0
+    _clean(out.getvalue().decode())
+
+
 def test_error_line_escapes_controls(monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     def fail(args: argparse.Namespace, out: Any) -> int:

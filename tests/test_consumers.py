@@ -158,6 +158,19 @@ def test_onie_index_is_post_processed(root: Path) -> None:
     assert rec["provider"] == "rmem0" and rec["num_macs"] == 4
 
 
+def test_onie_index_bounded_by_num_macs(root: Path) -> None:
+    """--index stays inside the range num-macs allots, in either --mac-mode."""
+    assert get(root, "rmem0/mac-address", "--format", "mac", "--index", "3") == (
+        "02:c0:ff:ee:01:02")
+    for mode in ("48", "24"):
+        proc = query(root, "get", "rmem0/mac-address", "--format", "mac", "--index", "4",
+                     "--mac-mode", mode, check=False)
+        assert proc.returncode == 2 and proc.stdout == b""
+        assert proc.stderr.decode().endswith(
+            "--index 4 is past the range the ONIE EEPROM allots (num-macs 4: --index 0 to 3)\n")
+        assert proc.stderr.decode().startswith("nvmemd-query: rmem0: cell mac-address")
+
+
 def test_mac_base_raw_in_value_decoded_with_index(root: Path) -> None:
     # mainline: no mac-base code, the consumer gets the 17 characters
     assert get(root, "--consumer", "/soc/other@1000", "wan") == b"02:00:5e:10:00:fe".hex()

@@ -101,6 +101,49 @@ def test_decode_mac_base_rejects(stored: bytes) -> None:
         decode_mac_base(stored)
 
 
+def test_derive_strict_bounds() -> None:
+    base = bytes.fromhex("02005e100000")
+    assert derive(base, 0xFFFFFF, "24", strict=True) == bytes.fromhex("02005e0fffff")
+    with pytest.raises(InvalidArgumentError, match="24-bit NIC part"):
+        derive(base, 1 << 24, "24", strict=True)
+    assert derive(base, 1 << 24, "24") == base  # the kernel-side helper itself wraps
+    room = (1 << 48) - 1 - int.from_bytes(base, "big")
+    assert derive(base, room, "48", strict=True) == b"\xff" * 6
+    with pytest.raises(InvalidArgumentError, match="overflows the 48-bit address"):
+        derive(base, room + 1, "48", strict=True)
+
+
+@pytest.mark.parametrize(("stored", "shown"), [
+    (b"zz:00:5e:10:00:00", '"zz:00:5e:10:00:00"'),
+    (b"\x1b[2J:00:5e:10:00\x9b", '"\\x1b[2J:00:5e:10:00\\x9b"'),
+    (b"02000XAAFFFF", '"02000XAAFFFF"'),
+])
+def test_decode_mac_base_shows_the_text_escaped(stored: bytes, shown: str) -> None:
+    with pytest.raises(InvalidArgumentError) as e:
+        decode_mac_base(stored)
+    assert str(e.value).endswith(": " + shown) and "b'" not in str(e.value)
+
+
+def test_ascii_post_process_shows_the_text_escaped() -> None:
+    with pytest.raises(LayoutError) as e:
+        ascii_mac_post_process("ethaddr", 0, b"02:11:22:33:44:\x1b\x07")
+    assert str(e.value) == '-EINVAL: not a MAC address: "02:11:22:33:44:\\x1b\\x07"'
+
+
+def test_cli_mac_base_error_names_the_cell(demo_copy: Path) -> None:
+    nvmem = (demo_copy / "sys/bus/nvmem/devices/mtd2").resolve() / "nvmem"
+    data = bytearray(nvmem.read_bytes())
+    data[0x30 : 0x30 + 17] = b"zz:00:5e:10:00:00"
+    nvmem.write_bytes(bytes(data))
+    proc = query(demo_copy, "get", "base-mac", "--format", "mac", check=False)
+    assert proc.returncode == 2 and proc.stdout == b""
+    assert proc.stderr.decode() == (
+        'nvmemd-query: mtd2: cell base-mac@30,0: mac-base: not a MAC address '
+        '(xx:xx:xx:xx:xx:xx): "zz:00:5e:10:00:00"\n')
+    cells = query(demo_copy, "cells", "--json").stdout.decode()
+    assert '"decoded_error": "mac-base: not a MAC address (xx:xx:xx:xx:xx:xx): ' in cells
+
+
 def test_cli_index_and_mode(demo_board_sysroot: Path) -> None:
     def mac(*args: str) -> str:
         return query(demo_board_sysroot, "get", *args).stdout.decode().strip()
@@ -109,7 +152,15 @@ def test_cli_index_and_mode(demo_board_sysroot: Path) -> None:
     assert mac("base-mac", "--format", "mac") == "02:00:5e:10:00:00"
     assert mac("base-mac") == b"02:00:5e:10:00:00".hex()
     assert mac("base-mac", "--format", "mac", "--index", "0x1000000") == "02:00:5f:10:00:00"
-    assert mac("base-mac", "--format", "mac", "--index", "0x1000000", "--mac-mode", "24") == (
-        "02:00:5e:10:00:00")
+    # mode 24 wraps within the NIC part (OpenWrt), 0xffffff at most: 2^24 is the base again
+    assert mac("base-mac", "--format", "mac", "--index", "0xffffff", "--mac-mode", "24") == (
+        "02:00:5e:0f:ff:ff")
+    for index in ("0x1000000", "99999999999999999"):
+        proc = query(demo_board_sysroot, "get", "base-mac", "--format", "mac", "--index", index,
+                     "--mac-mode", "24", check=False)
+        assert proc.returncode == 2 and proc.stdout == b"", proc.stdout
+        assert proc.stderr.decode() == (
+            f"nvmemd-query: mtd2: cell base-mac@30,0: --index {int(index, 0)} is past the "
+            "24-bit NIC part of --mac-mode 24 (at most 16777215)\n")
     proc = query(demo_board_sysroot, "get", "base-mac", "--index", "1", check=False)
     assert proc.returncode == 2 and b"use --format mac" in proc.stderr

@@ -304,9 +304,13 @@ def cmd_get(backend: Backend, args: Any, out: BinaryIO) -> int:
     variables: set[str] = set()
     for var, _, spec in named:
         record, value = _get_one(backend, spec, args)
-        if args.format == "mac":
-            value = mac_value(record, value, args)
-        formatted = format_value(value, args.format, args.endian or "little")
+        try:
+            if args.format == "mac":
+                value = mac_value(record, value, args)
+            formatted = format_value(value, args.format, args.endian or "little")
+        except InvalidArgumentError as e:  # which of the cells, when there are several
+            raise InvalidArgumentError(f"{record['provider']}: cell {record['sysfs_name']}: "
+                                       f"{e}") from None
         if args.env:
             var = var or env_name(str(record["name"]))
             if var in variables:
@@ -337,8 +341,9 @@ def mac_value(record: CellRecord, value: bytes, args: Any) -> bytes:
         value = decode_mac_base(value, index)
     num_macs = record.get("num_macs")
     if args.index and num_macs is not None and args.index >= int(num_macs):
-        raise InvalidArgumentError(f"--index {args.index}: the ONIE EEPROM allots {num_macs} "
-                                   "address(es) (num-macs)")
+        allotted = f"--index 0 to {int(num_macs) - 1}" if int(num_macs) else "none"
+        raise InvalidArgumentError(f"--index {args.index} is past the range the ONIE EEPROM "
+                                   f"allots (num-macs {num_macs}: {allotted})")
     if args.index:
         value = derive(value, args.index, args.mac_mode, strict=True)
     return value

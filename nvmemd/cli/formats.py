@@ -18,18 +18,39 @@ INTEGER_FORMATS: Final = ("u16", "u32", "u64")
 PADDING: Final = b"\0\xff"
 
 
-def check_ether_addr(mac: bytes) -> None:
-    """What ``of_get_mac_address_nvmem()`` accepts: 6 bytes, ``is_valid_ether_addr()``."""
-    if len(mac) != 6:
-        raise InvalidArgumentError(f"a MAC address has 6 bytes, this cell has {len(mac)}")
-    shown = ":".join(f"{b:02x}" for b in mac)
-    if mac[0] & 1:
-        kind = "the broadcast address" if mac == b"\xff" * 6 else "a multicast address"
-        raise InvalidArgumentError(f"{shown} is {kind}, not a valid Ethernet address "
-                                   "(the kernel's is_valid_ether_addr() refuses it)")
-    if not any(mac):
-        raise InvalidArgumentError(f"{shown} is not a valid Ethernet address (all zero; "
-                                   "the kernel's is_valid_ether_addr() refuses it)")
+def control_at(value: bytes) -> str | None:
+    """Where *value* holds its first control character (C0 except TAB and NUL, DEL,
+    C1 as UTF-8 encodes it), as ``byte N: 0xNN`` / ``byte N: U+NNNN``; else None."""
+    for i, b in enumerate(value):
+        if (b < 0x20 and b not in (0x00, 0x09)) or b == 0x7F:
+            return f"byte {i}: {b:#04x}"
+        if b == 0xC2 and i + 1 < len(value) and 0x80 <= value[i + 1] < 0xA0:
+            return f"byte {i}: U+{value[i + 1]:04X}"
+    return None
+
+
+def string_value(value: bytes) -> bytes:
+    """``--format string``: *value* as a C string, checked to be text.
+
+    The text ends at the first NUL; trailing 0xff bytes (erased EEPROM and flash)
+    are padding too.  A value that holds control characters anywhere (what a
+    terminal takes for commands, or binary data, also past the NUL) or whose text
+    is not UTF-8 is an error, as it is not text to print.
+    """
+    body = value.rstrip(PADDING)
+    text = body.split(b"\0", 1)[0].rstrip(b"\xff")
+    where = control_at(body)
+    if where is not None:
+        raise InvalidArgumentError(f"value holds control characters ({where}), not text; "
+                                   "use --format hex or --format raw")
+    try:
+        text.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidArgumentError(
+            f"value is not valid UTF-8 (byte {e.start}: {text[e.start]:#04x}); "
+            "use --format hex or --format raw"
+        ) from None
+    return text
 
 
 def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
@@ -39,18 +60,12 @@ def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
     if fmt == "hex":
         return value.hex().encode() + b"\n"
     if fmt == "mac":
+        from ..macaddr import check_ether_addr
+
         check_ether_addr(value)
         return ":".join(f"{b:02x}" for b in value).encode() + b"\n"
     if fmt == "string":
-        text = value.rstrip(PADDING)
-        try:
-            text.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InvalidArgumentError(
-                f"value is not valid UTF-8 (byte {e.start}: {text[e.start]:#04x}); "
-                "use --format hex or raw"
-            ) from None
-        return text + b"\n"
+        return string_value(value) + b"\n"
     width = _WIDTHS.get(fmt)
     if width is None:
         raise InvalidArgumentError(f"unknown format '{fmt}' (one of {', '.join(FORMATS)})")
@@ -63,9 +78,13 @@ def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
 
 
 def text_of(value: bytes) -> str | None:
-    """*value* as text when, padding removed, it is printable ASCII of 3 characters
-    or more (not a stray byte that happens to be printable); else None."""
-    text = value.rstrip(PADDING)
+    """*value* as text (the ``cells`` table) when ``--format string`` prints it and it
+    is printable ASCII of 3 characters or more (not a stray byte that happens to be
+    printable); else None."""
+    try:
+        text = string_value(value)
+    except InvalidArgumentError:
+        return None
     if len(text) >= 3 and all(0x20 <= b < 0x7F for b in text):
         return text.decode("ascii")
     return None
@@ -88,8 +107,10 @@ def env_line(var: str, formatted: bytes) -> bytes:
         value = text.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidArgumentError(f"{var}: value is not valid UTF-8") from None
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise InvalidArgumentError(f"{var}: value holds control characters; "
+    # what --format string refuses (values of the other formats have none), and NUL
+    where = control_at(text) or (f"byte {text.index(0)}: 0x00" if 0 in text else None)
+    if where is not None:
+        raise InvalidArgumentError(f"{var}: value holds control characters ({where}); "
                                    "use --format hex")
     for ch in '\\"`$':
         value = value.replace(ch, "\\" + ch)

@@ -48,5 +48,8 @@ def run(backend: Any, args: argparse.Namespace, out: BinaryIO) -> int:
         lines.append(f"protected: {source} (root-only provider; not read)")
     for err in ident.get("errors", []):
         lines.append(f"error: {err}")
-    out.write("".join(line + "\n" for line in lines).encode())
+    from .common import printable  # names from media: no control characters on a terminal
+
+    out.write("".join(printable(line) + "\n" for line in lines).encode("utf-8",
+                                                                         "backslashreplace"))
     return 0

@@ -200,15 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="like --consumer, for the DT node of network interface IF")
     p.add_argument("--format", "-f", choices=FORMATS, default="hex",
                    help="how to print the value (default hex): raw bytes, a MAC address "
-                        "(checked as the kernel's is_valid_ether_addr()), UTF-8 text "
-                        "(trailing NUL and 0xff padding removed), an unsigned integer")
+                        "(checked as the kernel's is_valid_ether_addr()), UTF-8 text (a C "
+                        "string: up to the first NUL, trailing 0xff padding removed; control "
+                        "characters refused), an unsigned integer")
     p.add_argument("--endian", choices=("little", "big"), default=None,
                    help="byte order of the u16, u32 and u64 formats (default little)")
     p.add_argument("--index", type=_int, default=0, metavar="N",
                    help="with --format mac: address N of the range the cell's MAC starts")
     p.add_argument("--mac-mode", choices=MAC_MODES, default="48",
                    help="how --index adds: 48 = the kernel's eth_addr_add() (carries into "
-                        "the OUI), 24 = OpenWrt's macaddr_add (NIC part only)")
+                        "the OUI, N up to ff:ff:ff:ff:ff:ff), 24 = OpenWrt's macaddr_add "
+                        "(NIC part only, N < 2^24)")
     p.add_argument("--env", action="store_true",
                    help="print VAR=\"value\" lines for sh eval and systemd EnvironmentFile=: "
                         "VAR from VAR=SPEC or the cell name (upper case, [A-Z0-9_])")
@@ -262,7 +264,7 @@ def _short_hex(value: str | None, error: str | None) -> str:
 
 
 def _text_column(value: str | None) -> str:
-    """The value as text when its bytes are printable ASCII (padding removed), else ''."""
+    """The value as text when `get --format string` prints printable ASCII, else ''."""
     if value is None:
         return ""
     text = text_of(bytes.fromhex(value))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..cells import entry_from_info
 from ..errors import DeviceTreeError, LayoutError
-from ..macaddr import ETH_ALEN, ascii_mac_post_process
+from ..macaddr import ETH_ALEN, ascii_mac_post_process, quoted
 from ..model import CellInfo, Validity
 from . import LayoutContext, LayoutResult, child_path
 from .variables import iter_variables
@@ -53,7 +53,7 @@ def parse(ctx: LayoutContext) -> LayoutResult:
         result.validity = Validity(SOURCE, "absent" if not data else "invalid", detail=detail)
         return result
     if data[:4] != NVRAM_MAGIC:
-        detail = f"Invalid NVRAM magic: expected {NVRAM_MAGIC!r}, found {data[:4]!r}"
+        detail = f"Invalid NVRAM magic: expected {quoted(NVRAM_MAGIC)}, found {quoted(data[:4])}"
         result.errors.append(LayoutError(detail + " (-EINVAL)"))
         result.validity = Validity(SOURCE, "invalid", detail=detail)
         return result

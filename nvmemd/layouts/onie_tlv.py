@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..cells import entry_from_info
 from ..crc import crc32
 from ..errors import DeviceTreeError, LayoutError
-from ..macaddr import eth_addr_add
+from ..macaddr import eth_addr_add, quoted
 from ..model import Validity
 from . import LayoutContext, LayoutResult, child_path, invalid_media
 
@@ -67,6 +67,10 @@ ONIE_TLV_READ_CB: Final[dict[int, PostProcess]] = {
 }
 
 
+def _shown(what: bytes | str) -> str:
+    return quoted(what) if isinstance(what, bytes) else what
+
+
 def _blank(data: bytes) -> bool:
     return bool(data) and (data == b"\xff" * len(data) or data == b"\0" * len(data))
 
@@ -83,7 +87,7 @@ def parse(ctx: LayoutContext) -> LayoutResult:
         found = hdr[:8] if hdr[:8] != ONIE_TLV_HDR_ID else f"version {hdr[8]}"
         status: Literal["absent", "invalid"] = "absent" if _blank(hdr) else "invalid"
         expected = ONIE_TLV_HDR_ID if hdr[:8] != ONIE_TLV_HDR_ID else "version 1"
-        detail = f"{why}: expected {expected!r}, found {found!r}"
+        detail = f"{why}: expected {_shown(expected)}, found {_shown(found)}"
         return invalid_media(SOURCE, detail, status=status,
                              error=f"{detail}; Invalid ONIE TLV header")
     data_len = int.from_bytes(hdr[9:11], "big")

@@ -49,6 +49,12 @@ def test_bad_header(image: bytes, message: str) -> None:
     assert r.cells == [] and message in str(r.errors[0])
 
 
+def test_bad_magic_shows_the_bytes_escaped() -> None:
+    r = run(brcm_nvram(VARS, magic=b"HS\xffF"))
+    assert str(r.errors[0]) == ('Invalid NVRAM magic: expected "FLSH", found "HS\\xffF" '
+                                "(-EINVAL)")
+
+
 def test_padding_is_the_last_byte() -> None:
     # brcm_nvram_copy_data() trims trailing bytes equal to the last one; with 0x00
     # padding that eats the final NULs, so the header length exceeds the data (6.12.117).

@@ -76,6 +76,14 @@ def test_bad_header(tmp_path: Path, image: bytes, status: str, message: str) -> 
     r = run(tmp_path, image)
     assert r.cells == [] and r.validity is not None and r.validity.status == status
     assert message in str(r.errors[0]) and "Invalid ONIE TLV header" in str(r.errors[0])
+    assert "b'" not in str(r.errors[0]) and "'version" not in str(r.errors[0])
+
+
+def test_bad_header_shows_the_bytes_escaped(tmp_path: Path) -> None:
+    r = run(tmp_path, onie(TLVS, magic=b"TlvInfX\x1b"))
+    assert r.validity is not None
+    assert r.validity.detail == ('Invalid header: expected "TlvInfo\\x00", '
+                                 'found "TlvInfX\\x1b"')
 
 
 def test_length_over_2048_rejected(tmp_path: Path) -> None:
