@@ -571,6 +571,20 @@ def test_cells_table_text_is_what_format_string_prints(demo_copy: Path) -> None:
     assert text_column() == "414243000102ffffffffffffffffffff"  # no text: the hex is last
 
 
+def test_cells_table_text_reads_back_one_way(demo_copy: Path) -> None:
+    """UTF-8 text is text too; quotes and backslashes inside it are escaped, so the
+    column is not ambiguous; bidirectional overrides are no text."""
+    def text_column() -> str:
+        out = demo(demo_copy, "cells", "mtd2").stdout
+        line = next(ln for ln in out.splitlines() if "asset-tag" in ln)
+        return line[line.index("fixed-layout"):].split(None, 2)[-1]
+
+    _poke(demo_copy, "mtd2", 0x20, 'Größe "5" \\x'.encode().ljust(16, b"\xff"))
+    assert text_column() == '"Größe \\"5\\" \\\\x"'
+    _poke(demo_copy, "mtd2", 0x20, "abc\u202edef".encode().ljust(16, b"\xff"))
+    assert text_column() == "616263e280ae646566ffffffffffffff"
+
+
 # --- 10. snapshots unpack with tar and replay ---------------------------------------------
 
 

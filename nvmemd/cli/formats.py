@@ -79,15 +79,14 @@ def format_value(value: bytes, fmt: str, endian: Endian = "little") -> bytes:
 
 def text_of(value: bytes) -> str | None:
     """*value* as text (the ``cells`` table) when ``--format string`` prints it and it
-    is printable ASCII of 3 characters or more (not a stray byte that happens to be
-    printable); else None."""
+    is printable (``str.isprintable()``: no control, format or separator characters,
+    so no bidirectional overrides either) and of 3 characters or more (not a stray
+    byte that happens to be printable); else None."""
     try:
-        text = string_value(value)
-    except InvalidArgumentError:
+        text = string_value(value).decode()
+    except (InvalidArgumentError, UnicodeDecodeError):
         return None
-    if len(text) >= 3 and all(0x20 <= b < 0x7F for b in text):
-        return text.decode("ascii")
-    return None
+    return text if len(text) >= 3 and text.isprintable() else None
 
 
 def env_name(cell_name: str) -> str:

@@ -264,13 +264,16 @@ def _short_hex(value: str | None, error: str | None) -> str:
 
 
 def _text_column(value: str | None) -> str:
-    """The value as text when `get --format string` prints printable ASCII, else ''."""
+    """The value as a quoted string when `get --format string` prints printable text,
+    else ''; inside the quotes ``"`` and ``\\`` are escaped, so that the text is read
+    back the one way (as a C or JSON string literal)."""
     if value is None:
         return ""
     text = text_of(bytes.fromhex(value))
     if text is None:
         return ""
-    return '"' + (text if len(text) <= 40 else text[:40] + "…") + '"'
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def hexdump(data: bytes, base: int) -> bytes:
