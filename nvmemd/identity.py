@@ -178,6 +178,12 @@ class _Collector:
                 continue
             try:
                 entry, cell, _ref = self.query.resolve_consumer("mac-address", netdev=ifname)
+            except NotFoundError:
+                continue
+            except NvmemError as e:  # an unreadable device tree: not a root-only cell
+                self.errors.append(f"{ifname}: {printable(str(e))}")
+                continue
+            try:
                 record, raw = self.query.get_consumer("mac-address", netdev=ifname)
             except AccessDeniedError:
                 self.protected.append(f"{_source(entry, cell)} ({ifname})")

@@ -81,3 +81,19 @@ def break_sysroot(root: Path, how: str) -> None:
     else:
         assert kind == "file", how
         path.write_bytes(b"")
+
+
+def query_as_nobody(sysroot: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``query()`` as the unprivileged user nobody (the caller is root, with setpriv)."""
+    import os
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as nobody")
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+         "-m", "nvmemd.cli", "--sysroot", str(sysroot), "--direct", *args],
+        capture_output=True, timeout=60, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
