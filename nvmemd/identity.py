@@ -26,11 +26,10 @@ them: such sources are listed under ``protected`` instead.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from .consumers import netdev_of_node
-from .errors import AccessDeniedError, NotFoundError, NvmemError
+from .errors import AccessDeniedError, NotFoundError, NvmemError, SysrootError, error_from_os
 from .macaddr import format_mac
 from .model import CellInfo, ProviderEntry
 from .query import Query
@@ -160,10 +159,11 @@ class _Collector:
 
     def interfaces(self) -> list[dict[str, str]]:
         registry = self.query.registry
-        net = registry.sysroot.host_path("/sys/class/net")
-        try:
-            names = sorted(os.listdir(net))
-        except OSError:
+        try:  # absent: no interfaces; unreadable (EACCES): said, not taken for none
+            names = registry.sysroot.listdir("/sys/class/net")
+        except (OSError, SysrootError) as e:
+            error = error_from_os(e) if isinstance(e, OSError) else e
+            self.errors.append(printable(str(error)))
             return []
         out = []
         for ifname in names:

@@ -16,6 +16,7 @@ from nvmemd.sysroot import Sysroot
 
 from .conftest import StartDaemon
 from .dbus_fixtures import direct_query
+from .sysroots import break_sysroot, query_as_nobody
 
 REALKERNEL = Path(__file__).resolve().parent / "fixtures" / "realkernel"
 
@@ -87,3 +88,13 @@ def test_cli_direct_and_dbus_are_identical(start_daemon: StartDaemon, demo_copy:
     assert "board-eeprom1:serial-number@0,0" in nobody["protected"]
     (ident,) = daemon.call("/org/nvmemd/Nvmem1", "org.nvmemd.Nvmem1.Manager", "GetIdentity")
     assert ident["serial_number"]["data"]["value"]["data"] == "NVD-2026-000042"
+
+
+def test_unreadable_interfaces_are_said_not_taken_for_none(demo_copy: Path) -> None:
+    """/sys/class/net at mode 000 (as nobody): an error of the identity, not "no netdevs"."""
+    break_sysroot(demo_copy, "000:sys/class/net")
+    proc = query_as_nobody(demo_copy, "identity", "--json")
+    assert proc.returncode == 0, proc.stderr
+    ident = json.loads(proc.stdout)
+    assert ident["interfaces"] == []
+    assert "/sys/class/net: permission denied" in ident["errors"]
