@@ -25,7 +25,7 @@ walks the tree.
 from __future__ import annotations
 
 from .devicetree import DeviceTree, DtNode, be32_list, string_list
-from .errors import InvalidArgumentError, NotFoundError
+from .errors import InvalidArgumentError, NotFoundError, error_from_os
 from .limits import check_consumer, check_name
 from .values import value
 
@@ -176,7 +176,11 @@ def netdev_of_node(sysroot: Sysroot, tree: DeviceTree, ifname: str) -> str:
     if not ifname or "/" in ifname or ifname in (".", ".."):
         raise InvalidArgumentError(f"not an interface name: '{ifname}'")
     base = f"/sys/class/net/{ifname}"
-    if not sysroot.exists(base):
+    try:
+        present = sysroot.is_dir(sysroot.resolve(base))
+    except OSError as e:  # EACCES on /sys/class/net is no missing interface
+        raise error_from_os(e, base) from None
+    if not present:
         raise NotFoundError(f"no network interface {ifname}")
     for link in (f"{base}/of_node", f"{base}/device/of_node"):
         target = sysroot.readlink_resolved(link)

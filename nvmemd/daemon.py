@@ -39,6 +39,7 @@ from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from . import __version__
+from .cli.common import describe_os_error, exit_code_for, exit_code_for_os_error
 from .config import Config, load_config
 from .consumers import ConsumerRef, consumer_index
 from .dbus import flow
@@ -46,7 +47,7 @@ from .dbus.names import BUS_NAME
 from .dbus.polkit import AccessPolicy
 from .dbus.service import Service
 from .devicetree import DeviceTree
-from .errors import NvmemError, SysrootError
+from .errors import NvmemError
 from .model import BrokenProvider, ProviderEntry
 from .notify import notify, setup_logging, watchdog_interval
 from .providers import NVMEM_BUS
@@ -57,8 +58,6 @@ from .sysroot import Sysroot
 log = logging.getLogger("nvmemd")
 
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
-#: Exit status for a --sysroot that is no sysroot (nvmemd-query's EXIT_IO, the same case).
-EXIT_SYSROOT: Final = 5
 #: The worker-thread pool (reads of slow providers, rescans): at most this many
 #: threads, whatever the number of CPUs (systemd/nvmemd.service: TasksMax=).
 WORKER_THREADS: Final = 8
@@ -157,6 +156,13 @@ class Daemon:
         walks the device tree on the loop (Cell.Consumers, GetManagedObjects)."""
         return registry, consumer_index(registry.tree)
 
+    def _coldplug(self) -> tuple[Registry, dict[str, list[ConsumerRef]]]:
+        """Runs in a thread: the first scan.  The device tree's root is listed first: a
+        tree this process may not read stops the start with one line (OSError), not
+        after a warning for every provider it describes."""
+        self.sysroot.listdir(DeviceTree(self.sysroot).base)
+        return self._prepare(scan(self.sysroot, self.config))
+
     def _with_one(self, name: str, removed: bool
                   ) -> tuple[Registry, dict[str, list[ConsumerRef]]]:
         """Runs in a thread: the registry with provider *name* rescanned."""
@@ -196,6 +202,10 @@ class Daemon:
         error: Exception | None = None
         try:
             await self._full_rescan()
+        except (NvmemError, OSError) as e:  # the providers cannot be listed now: one line
+            log.error("rescan of all providers failed, keeping the last state: %s",
+                      describe_os_error(e) if isinstance(e, OSError) else e)
+            error = e
         except Exception as e:
             log.exception("rescan of all providers failed")
             error = e
@@ -240,8 +250,7 @@ class Daemon:
         try:
             self.load_config()
         except NvmemError as e:
-            log.error("%s", e)
-            return 1
+            return start_up_error(e)
         try:
             self.bus = await self.connect()
         except Exception as e:
@@ -249,8 +258,10 @@ class Daemon:
             return 1
 
         watcher = self.start_udev() if self.want_udev() else None
-        self.registry, consumers = await asyncio.to_thread(
-            lambda: self._prepare(scan(self.sysroot, self.config)))
+        try:
+            self.registry, consumers = await asyncio.to_thread(self._coldplug)
+        except (NvmemError, OSError) as e:  # the providers cannot be listed, the DT walked
+            return start_up_error(e)
         self.service = Service(self.bus, self, consumers)
         self.service.start()
         try:
@@ -302,15 +313,23 @@ class Daemon:
         return self.exit_code
 
 
+def start_up_error(error: NvmemError | OSError) -> int:
+    """Log why nvmemd cannot start, in one line; the exit status nvmemd-query would give."""
+    if isinstance(error, NvmemError):
+        log.error("%s", error)
+        return exit_code_for(error)
+    log.error("%s", describe_os_error(error))
+    return exit_code_for_os_error(error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     try:
         warning = Sysroot.from_arg(args.sysroot).validate()
-    except SysrootError as e:
-        sys.stderr.write(f"nvmemd: {e}\n")
-        return EXIT_SYSROOT
+    except NvmemError as e:  # no sysroot (5), a directory it may not search (4), a loop (5)
+        return start_up_error(e)
     if warning:
         log.warning("%s", warning)
     executor = concurrent.futures.ThreadPoolExecutor(WORKER_THREADS, "nvmemd-worker")

@@ -145,7 +145,9 @@ class DeviceTree:
         return DtNode(self, path if path.startswith("/") else "/" + path)
 
     def node_exists(self, path: str) -> bool:
-        return os.path.isdir(self._host(path))
+        """Whether node *path* is in the tree; a directory on the way that cannot be
+        searched (EACCES) raises OSError naming it: it is not an absent node."""
+        return self.sysroot.is_dir(self._resolve(path)[0])
 
     def _resolve(self, path: str) -> tuple[str, int]:
         cache = self._resolved
@@ -172,10 +174,6 @@ class DeviceTree:
             cache[p] = hit
         return hit
 
-    def _host(self, path: str) -> str:
-        """The host path of DT node *path*, links resolved inside the sysroot."""
-        return self.sysroot.host_path(self._resolve(path)[0])
-
     def read_property(self, path: str, name: str) -> bytes | None:
         """The bytes of property *name* of node *path*; None when absent, or not a
         regular file (a FIFO, a device: refused, never opened blocking)."""
@@ -196,6 +194,8 @@ class DeviceTree:
                 live = [e.name for e in it if e.is_dir(follow_symlinks=False)]
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except OSError as e:  # EACCES: not a node without children
+            raise self.sysroot.named(e, resolved) from None
         # A real directory is no link: its resolution is known without a readlink().
         prefix = path.rstrip("/") + "/"
         cache = self._resolved

@@ -8,6 +8,12 @@ the mapping tables live with the front ends, not here.
 
 from __future__ import annotations
 
+import errno
+import os
+
+#: Errors that mean "not allowed", whoever the caller: EACCES (mode bits), EPERM.
+DENIED_ERRNOS = (errno.EACCES, errno.EPERM)
+
 
 class NvmemError(Exception):
     """Base class of every error nvmemd reports to a user."""
@@ -33,7 +39,8 @@ class AmbiguousError(InvalidArgumentError):
 
 
 class AccessDeniedError(NvmemError):
-    """The provider is root-only (mode 0400) and the caller may not read it."""
+    """The caller may not read it: a root-only provider (mode 0400), or a file or
+    directory this process has no permission for (EACCES, EPERM)."""
 
 
 class InteractiveAuthorizationRequiredError(AccessDeniedError):
@@ -50,7 +57,8 @@ class ProviderIOError(NvmemError):
 
 
 class SysrootError(NvmemError):
-    """A path under the sysroot cannot be resolved: it escapes or loops."""
+    """A path under the sysroot cannot be used: it loops, is not the directory it must
+    be, or the operating system failed on it (an I/O error); or it is no sysroot."""
 
 
 class OutputError(NvmemError):
@@ -80,3 +88,28 @@ class ConfigError(NvmemError):
         self.key = key
         where = f"{path}: {key}" if key else path
         super().__init__(f"{where}: {message}")
+
+
+def os_reason(e: OSError) -> str:
+    """What went wrong, as a message says it: "permission denied", "not a directory"."""
+    if e.errno in DENIED_ERRNOS:
+        return "permission denied"
+    text = e.strerror or (os.strerror(e.errno) if e.errno else str(e))
+    return text[:1].lower() + text[1:]
+
+
+def error_from_os(e: OSError, path: str | None = None) -> NvmemError:
+    """OS error *e* (on in-sysroot *path*, default its file name) as the nvmemd error a
+    user reads: one line, and the exit status and D-Bus error of its class.
+
+    EACCES/EPERM: :class:`AccessDeniedError`; ENOENT: :class:`NotFoundError`; any
+    other error: :class:`SysrootError` (an I/O error).  The OS errors of
+    :class:`nvmemd.sysroot.Sysroot` name in-sysroot paths, never the host's.
+    """
+    where = path if path is not None else e.filename
+    text = f"{where}: {os_reason(e)}" if where else os_reason(e)
+    if e.errno in DENIED_ERRNOS:
+        return AccessDeniedError(text)
+    if e.errno == errno.ENOENT:
+        return NotFoundError(text)
+    return SysrootError(text)

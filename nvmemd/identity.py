@@ -35,11 +35,10 @@ them: such sources are listed under ``protected`` instead.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from .consumers import netdev_of_node
-from .errors import AccessDeniedError, NotFoundError, NvmemError
+from .errors import AccessDeniedError, NotFoundError, NvmemError, SysrootError, error_from_os
 from .macaddr import (
     decode_mac_base,
     format_mac,
@@ -193,10 +192,11 @@ class _Collector:
 
     def interfaces(self) -> list[dict[str, str]]:
         registry = self.query.registry
-        net = registry.sysroot.host_path("/sys/class/net")
-        try:
-            names = sorted(os.listdir(net))
-        except OSError:
+        try:  # absent: no interfaces; unreadable (EACCES): said, not taken for none
+            names = registry.sysroot.listdir("/sys/class/net")
+        except (OSError, SysrootError) as e:
+            error = error_from_os(e) if isinstance(e, OSError) else e
+            self.errors.append(printable(str(error)))
             return []
         out = []
         for ifname in names:
@@ -211,6 +211,12 @@ class _Collector:
                 continue
             try:
                 entry, cell, _ref = self.query.resolve_consumer("mac-address", netdev=ifname)
+            except NotFoundError:
+                continue
+            except NvmemError as e:  # an unreadable device tree: not a root-only cell
+                self.errors.append(f"{ifname}: {printable(str(e))}")
+                continue
+            try:
                 record, raw = self.query.get_consumer("mac-address", netdev=ifname)
             except AccessDeniedError:
                 self.protected.append(f"{_source(entry, cell)} ({ifname})")

@@ -208,3 +208,6 @@ class BrokenProvider:
     name: str
     error: str
     gone: bool = False  # it vanished while being scanned: reads say ProviderGone
+    #: The OS error that broke it (None: not an OS error), so that reads answer with its
+    #: kind: EACCES/EPERM say AccessDenied (exit status 4), others ProviderIOError.
+    errno: int | None = None

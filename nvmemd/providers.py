@@ -12,7 +12,7 @@ import os
 import stat
 
 from .devicetree import DeviceTree
-from .errors import SysrootError
+from .errors import SysrootError, error_from_os
 from .logs import get_logger
 from .model import Provider, is_mtd_otp_name
 from .sysroot import NOT_RECORDED, Sysroot
@@ -26,7 +26,16 @@ NVMEM_BUS = "/sys/bus/nvmem/devices"
 MTD_NAND_TYPES = frozenset({"nand", "mlc-nand"})
 
 def list_provider_names(sysroot: Sysroot) -> list[str]:
-    return sysroot.listdir(NVMEM_BUS)
+    """The names under :data:`NVMEM_BUS`, sorted; [] when there is none (no nvmem bus:
+    ``Sysroot.validate()`` says so).  A directory that is there but cannot be listed
+    is an error, not an empty bus: AccessDeniedError (EACCES), SysrootError (not a
+    directory, a link loop, an I/O error), naming the in-sysroot path."""
+    try:
+        return sorted(os.listdir(sysroot.resolved_host_path(NVMEM_BUS)))
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        raise error_from_os(e, NVMEM_BUS) from None
 
 
 def _link_basename(sysroot: Sysroot, path: str) -> str | None:

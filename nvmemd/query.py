@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from .consumers import ConsumerRef, consumers_of, lookup, netdev_of_node
-from .errors import AccessDeniedError, InvalidArgumentError, NvmemError
+from .errors import AccessDeniedError, InvalidArgumentError, NvmemError, error_from_os
 from .macaddr import decode_mac_base, format_mac, is_mac_base
 from .model import CellInfo, ProviderEntry
 from .records import broken_record, cell_record, printable, provider_record
@@ -122,9 +122,12 @@ class Query:
                          ) -> tuple[ProviderEntry, CellInfo, ConsumerRef]:
         """The cell DT node *consumer* (or network interface *netdev*) names *name*."""
         registry = self.registry
-        if netdev is not None:
-            consumer = netdev_of_node(registry.sysroot, registry.tree, netdev)
-        return lookup(registry, consumer or "/", name)
+        try:
+            if netdev is not None:
+                consumer = netdev_of_node(registry.sysroot, registry.tree, netdev)
+            return lookup(registry, consumer or "/", name)
+        except OSError as e:  # a device tree this process may not read: not "no such node"
+            raise error_from_os(e) from None
 
     def get_consumer(self, name: str, consumer: str | None = None, netdev: str | None = None
                      ) -> tuple[CellRecord, bytes]:

@@ -15,6 +15,7 @@ from .cells import decode_cell
 from .config import Config
 from .devicetree import DeviceTree
 from .errors import (
+    AccessDeniedError,
     AmbiguousError,
     InvalidArgumentError,
     LayoutError,
@@ -79,6 +80,8 @@ class Registry:
                 broken = self.broken[name]
                 if broken.gone:
                     raise ProviderGoneError(broken.error) from None
+                if broken.errno in (errno.EACCES, errno.EPERM):
+                    raise AccessDeniedError(broken.error) from None
                 raise ProviderIOError(broken.error) from None
             raise NotFoundError(f"no nvmem provider named '{name}'" + did_you_mean(
                 name, [*self.entries, *self.broken])) from None

@@ -18,6 +18,7 @@ provider's size and says "not recorded" for its values.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -30,8 +31,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import __version__
-from .errors import OutputError, SysrootError
-from .providers import NVMEM_BUS
+from .errors import OutputError, SysrootError, os_reason
+from .providers import NVMEM_BUS, list_provider_names
 from .sysroot import NOT_RECORDED, Sysroot
 
 META_DIR = "nvmemd-snapshot"
@@ -98,8 +99,11 @@ class _Writer:
         """Copy a small file or a link as it is; False when absent or unreadable."""
         # Stored where it really is: an entry below a symlink cannot be unpacked
         # (tar: "Cannot open: Not a directory").
-        path = self.sysroot.resolve(os.path.dirname(path)).rstrip("/") + "/" + \
-            os.path.basename(path)
+        try:
+            path = self.sysroot.resolve(os.path.dirname(path)).rstrip("/") + "/" + \
+                os.path.basename(path)
+        except SysrootError:  # a link loop on the way: nothing to record
+            return False
         host = self.sysroot.host_path(path)
         try:
             st = os.lstat(host)
@@ -126,10 +130,20 @@ class _Writer:
         if resolved.startswith("/sys/") and os.path.isdir(self.sysroot.host_path(resolved)):
             self.directory(resolved)
 
-    def tree(self, root: str) -> None:
-        host_root = self.sysroot.resolved_host_path(root)
-        real_root = self.sysroot.resolve(root)
-        for dirpath, dirnames, filenames in os.walk(host_root):
+    def tree(self, root: str, info: SnapshotInfo) -> None:
+        """Every directory and file below *root*; what cannot be listed is noted."""
+        try:
+            real_root = self.sysroot.resolve(root)
+        except SysrootError as e:
+            info.unreadable.append(str(e))
+            return
+        host_root = self.sysroot.host_path(real_root)
+
+        def unreadable(e: OSError) -> None:
+            where = self.sysroot.inside(e.filename) if e.filename else root
+            info.unreadable.append(f"{where}: {os_reason(e)}")
+
+        for dirpath, dirnames, filenames in os.walk(host_root, onerror=unreadable):
             rel = os.path.relpath(dirpath, host_root)
             base = real_root if rel == "." else f"{real_root}/{rel}"
             self.directory(base)
@@ -141,12 +155,22 @@ class _Writer:
 def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes: int,
                   info: SnapshotInfo, name: str) -> None:
     host = Path(w.sysroot.host_path(sys_path))
-    for entry in sorted(os.listdir(host)):
+    try:
+        entries = sorted(os.listdir(host))
+    except OSError as e:  # a provider directory that is gone, or may not be listed
+        raise w.sysroot.named(e, sys_path) from None
+    for entry in entries:
         if entry in _SKIP_IN_DEVICE:
             continue
         path = f"{sys_path}/{entry}"
         if entry == "nvmem":
-            st = w.sysroot.stat_file(path)  # a link resolved inside the sysroot
+            try:
+                st = w.sysroot.stat_file(path)  # a link resolved inside the sysroot
+            except (OSError, SysrootError) as e:  # a loop (kept as it is: the replay
+                # meets it too), EACCES: noted, like an nvmem that cannot be read
+                info.unreadable.append(f"{name}: {_why(e)}")
+                w.copy(path)
+                continue
             mode = stat.S_IMODE(st.st_mode)
             if not mode & 0o044 and not include_protected:
                 info.protected_omitted.append(name)
@@ -158,7 +182,7 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
             try:
                 data = w.sysroot.read_file(path, max_bytes)
             except OSError as e:
-                info.unreadable.append(f"{name}: {e.strerror}")
+                info.unreadable.append(f"{name}: {_why(e)}")
                 w.data(path, b"", mode)
                 continue
             if st.st_size > max_bytes:
@@ -189,7 +213,7 @@ def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
     if not host.is_dir():
         return None
     cells = []
-    for name in sorted(os.listdir(host)):
+    for name in sysroot.listdir(f"{sys_path}/cells"):
         st = sysroot.stat_file(f"{sys_path}/cells/{name}")
         mode = stat.S_IMODE(st.st_mode)
         rec: dict[str, Any] = {"file": name, "mode": f"{mode:04o}", "size": st.st_size}
@@ -206,24 +230,101 @@ def _kernel_cells(sysroot: Sysroot, sys_path: str, include_protected: bool
     return cells
 
 
+class _Archive:
+    """The archive file: a failed write is an :class:`OutputError` naming it (a read
+    error of the system being recorded is not: it names what could not be read)."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self.fd = fd
+        self.name = name
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except OSError as e:
+                raise _cannot_write(self.name, e) from None
+            view = view[n:]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def _cannot_write(output: str, e: OSError) -> OutputError:
+    return OutputError(f"{output}: cannot write the snapshot: {e.strerror or e}")
+
+
 def write_snapshot(sysroot: Sysroot, output: str, include_protected: bool = False,
                    max_provider_bytes: int = DEFAULT_MAX_PROVIDER_BYTES) -> SnapshotInfo:
     """:func:`take_snapshot` into file *output*; a clear error if it cannot be written.
 
-    A new file is removed again when writing fails (a full disk, a cut pipe).
+    The archive is written under a temporary name in the directory of *output*
+    (of the file a link there points to) and renamed to it once complete: a
+    snapshot that fails (a full disk, a directory that cannot be read, an
+    interrupt) leaves no partial file, and an existing *output* as it was.  A
+    destination that is no regular file (a FIFO, ``/dev/stdout``) is written to
+    as it is, like ``-``.
     """
     if os.path.isdir(output):
         raise OutputError(f"{output}: is a directory; name the archive file to write")
-    existed = os.path.lexists(output)
+    dest = os.path.realpath(output)
     try:
-        with open(output, "wb") as f:
-            info = take_snapshot(sysroot, f, include_protected, max_provider_bytes)
-    except OSError as e:
-        if not existed and os.path.isfile(output):
-            os.unlink(output)
-        raise OutputError(f"{output}: cannot write the snapshot: "
-                            f"{e.strerror or e}") from None
+        regular = stat.S_ISREG(os.stat(dest).st_mode)
+    except OSError:
+        regular = True  # not there yet (or the error comes with the first write)
+    if not regular:
+        try:
+            fd = os.open(dest, os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise _cannot_write(output, e) from None
+        try:
+            return take_snapshot(sysroot, _Archive(fd, output),  # type: ignore[arg-type]
+                                 include_protected, max_provider_bytes)
+        finally:
+            os.close(fd)
+    fd, temp = _temporary(dest, output)
+    try:
+        try:
+            # An error reading the system propagates as it is: it names what could not
+            # be read; writes fail with OutputError (_Archive).
+            info = take_snapshot(sysroot, _Archive(fd, output),  # type: ignore[arg-type]
+                                 include_protected, max_provider_bytes)
+            try:
+                os.fsync(fd)  # complete on disk before it takes the name
+                os.replace(temp, dest)
+            except OSError as e:
+                raise _cannot_write(output, e) from None
+        finally:
+            os.close(fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
     return info
+
+
+def _temporary(dest: str, output: str) -> tuple[int, str]:
+    """A new file beside *dest* (mode 0666 less the umask, as ``open(dest, "wb")``)."""
+    directory, base = os.path.split(dest)
+    for _ in range(100):
+        temp = os.path.join(directory, f".{base}.{os.urandom(4).hex()}.tmp")
+        try:
+            return os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                           0o666), temp
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise _cannot_write(output, e) from None
+    raise OutputError(f"{output}: cannot write the snapshot: no free temporary name")
+
+
+def _why(e: OSError | SysrootError) -> str:
+    """One line for a note: the in-sysroot file (nvmemd.sysroot names them) and the reason."""
+    if isinstance(e, OSError):
+        return f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e)
+    return str(e)
 
 
 def take_snapshot(sysroot: Sysroot, out: Path | BinaryIO, include_protected: bool = False,
@@ -240,27 +341,37 @@ def take_snapshot(sysroot: Sysroot, out: Path | BinaryIO, include_protected: boo
     # A stream ("w|gz"): works on pipes and stdout, which cannot seek.
     with tarfile.open(fileobj=out, mode="w|gz") as tar:
         w = _Writer(sysroot, tar)
-        for name in sysroot.listdir(NVMEM_BUS):
+        # Not listable (EACCES, not a directory): an error naming the directory, no archive.
+        for name in list_provider_names(sysroot):
             link = f"{NVMEM_BUS}/{name}"
             if not w.copy(link):
                 continue
             try:
                 sys_path = sysroot.resolve(link)
                 _device_files(w, sys_path, include_protected, max_provider_bytes, info, name)
-            except OSError as e:
-                info.unreadable.append(f"{name}: {e.strerror or e}")
+                _ancestors(w, sys_path)
+            except (OSError, SysrootError) as e:  # noted; the other providers are recorded
+                info.unreadable.append(f"{name}: {_why(e)}")
                 continue
-            _ancestors(w, sys_path)
             info.providers.append(name)
-            kernel_providers.append({"provider": name, "cells": _kernel_cells(
-                sysroot, sys_path, include_protected)})
+            try:
+                cells = _kernel_cells(sysroot, sys_path, include_protected)
+            except (OSError, SysrootError) as e:
+                info.unreadable.append(f"{name}: cells: {_why(e)}")
+                cells = None
+            kernel_providers.append({"provider": name, "cells": cells})
         for dt_root in _DT_ROOTS:
             if sysroot.exists(dt_root):
-                w.tree(dt_root)
+                w.tree(dt_root, info)
         w.copy("/proc/device-tree")
         for path in _EXTRA_FILES:
             w.copy(path, limit=1 << 24)
-        for netdev in sysroot.listdir("/sys/class/net"):
+        try:
+            netdevs = sysroot.listdir("/sys/class/net")
+        except (OSError, SysrootError) as e:
+            info.unreadable.append(_why(e))
+            netdevs = []
+        for netdev in netdevs:
             w.copy(f"/sys/class/net/{netdev}")
             for link in ("of_node", "device", "device/of_node"):
                 w.copy(f"/sys/class/net/{netdev}/{link}")

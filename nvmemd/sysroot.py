@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 
-from .errors import SysrootError
+from .errors import SysrootError, error_from_os
 from .values import value
 
 #: include/linux/namei.h: MAXSYMLINKS
@@ -30,6 +30,10 @@ SYSROOT_ENV = "NVMEMD_SYSROOT"
 #: In a snapshot's provider directory (never in sysfs): the contents of this root-only
 #: provider were not recorded (no --include-protected); the file holds its real size.
 NOT_RECORDED = "nvmemd-not-recorded"
+#: Where the providers are (providers.NVMEM_BUS), checked by Sysroot.validate().
+_NVMEM_BUS_DIR = "/sys/bus/nvmem"
+_NVMEM_DEVICES = "/sys/bus/nvmem/devices"
+_ABSENT_ERRNOS = (errno.ENOENT, errno.ENOTDIR)
 
 
 @value
@@ -46,24 +50,70 @@ class Sysroot:
         return cls(os.path.abspath(chosen))
 
     def validate(self) -> str | None:
-        """Refuse a sysroot that is not one (SysrootError); a warning when it has no nvmem bus.
+        """Refuse a sysroot that is not one; a warning when it has no nvmem bus.
 
         A directory without ``sys/`` is no sysroot (a typo, an unpacked archive's
-        parent); ``sys/bus/nvmem`` is absent where the kernel has no NVMEM support
-        or no provider has registered yet: not an error, but worth saying.
+        parent): SysrootError.  ``sys/bus/nvmem`` is absent where the kernel has no
+        NVMEM support or no provider has registered yet: not an error, but worth
+        saying.  Anything else that keeps the providers from being listed is an
+        error, not an absence: a directory this process may not search
+        (AccessDeniedError), a symbolic link loop, a ``devices`` that is no
+        directory, an I/O error (SysrootError); messages name in-sysroot paths.
         """
         root = self.root
-        if not os.path.exists(root):
-            raise SysrootError(f"sysroot {root}: no such directory")
-        if not os.path.isdir(root):
+        try:
+            st = os.stat(root)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                raise SysrootError(f"sysroot {root}: no such directory") from None
+            raise error_from_os(e, f"sysroot {root}") from None
+        if not stat.S_ISDIR(st.st_mode):
             raise SysrootError(f"sysroot {root}: not a directory")
-        if not os.path.isdir(os.path.join(root, "sys")):
-            raise SysrootError(f"sysroot {root}: no sys/ directory in it (not a sysroot)")
-        if not os.path.isdir(os.path.join(root, "sys/bus/nvmem")):
-            where = "" if root == "/" else f" under {root}"
-            return (f"no /sys/bus/nvmem{where}: no nvmem provider has registered "
-                    "(kernel without CONFIG_NVMEM, or drivers not loaded yet)")
+        try:
+            if not self.is_dir(self.resolve("/sys")):
+                raise SysrootError(f"sysroot {root}: no sys/ directory in it (not a sysroot)")
+        except OSError as e:  # the root cannot be searched: its name is the one to give
+            raise error_from_os(e, f"sysroot {root}") from None
+        for path in (_NVMEM_BUS_DIR, _NVMEM_DEVICES):
+            try:
+                present = self.is_dir(self.resolve(path))
+            except OSError as e:
+                raise error_from_os(e, path) from None
+            if not present:
+                if self.exists(path):  # there, but a file (or a FIFO, a device...)
+                    raise SysrootError(f"{path}: not a directory")
+                where = "" if root == "/" else f" under {root}"
+                return (f"no {path}{where}: no nvmem provider has registered "
+                        "(kernel without CONFIG_NVMEM, or drivers not loaded yet)")
         return None
+
+    def is_dir(self, path: str) -> bool:
+        """Whether the directories-resolved in-sysroot *path* is a directory.
+
+        Absent (ENOENT, or ENOTDIR: a file on the way) or not a directory: False.
+        Any other error raises OSError naming *path*, so that a directory this
+        process may not search, or an I/O error, is not taken for absence.
+        """
+        try:
+            st = os.stat(self.host_path(path))
+        except OSError as e:
+            if e.errno in _ABSENT_ERRNOS:
+                return False
+            raise self.named(e, path) from None
+        return stat.S_ISDIR(st.st_mode)
+
+    def named(self, e: OSError, path: str) -> OSError:
+        """*e* again, naming the in-sysroot *path* instead of a host path (same class)."""
+        return OSError(e.errno, e.strerror or str(e), path)
+
+    def inside(self, host: str) -> str:
+        """The in-sysroot path of *host*, a host path below the root (else *host*)."""
+        root = self.root.rstrip("/")
+        if not root:
+            return host
+        if host == root:
+            return "/"
+        return host[len(root):] if host.startswith(root + "/") else host
 
     def host_path(self, path: str) -> str:
         """The host path of an absolute in-sysroot *path*, links not followed."""
@@ -141,14 +191,17 @@ class Sysroot:
         """
         flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOFOLLOW
         try:
-            fd = os.open(self.host_path(path), flags)
+            try:
+                fd = os.open(self.host_path(path), flags)
+            except OSError as e:
+                if e.errno != errno.ELOOP:
+                    raise
+                fd = os.open(self.host_path(self.resolve(path)), flags)
         except OSError as e:
-            if e.errno != errno.ELOOP:
-                raise
-            fd = os.open(self.host_path(self.resolve(path)), flags)
+            raise self.named(e, path) from None
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise OSError(errno.EINVAL, "not a regular file")
+                raise OSError(errno.EINVAL, "not a regular file", path)
         except BaseException:
             os.close(fd)
             raise
@@ -157,9 +210,12 @@ class Sysroot:
     def stat_file(self, path: str) -> os.stat_result:
         """``stat()`` of in-sysroot *path* (directories resolved), a final link
         resolved inside the sysroot instead of on the host."""
-        st = os.lstat(self.host_path(path))
-        if stat.S_ISLNK(st.st_mode):
-            st = os.lstat(self.host_path(self.resolve(path)))
+        try:
+            st = os.lstat(self.host_path(path))
+            if stat.S_ISLNK(st.st_mode):
+                st = os.lstat(self.host_path(self.resolve(path)))
+        except OSError as e:
+            raise self.named(e, path) from None
         return st
 
     def read_file(self, path: str, limit: int = -1) -> bytes:
@@ -173,7 +229,11 @@ class Sysroot:
             chunks = []
             remaining = limit
             while remaining:
-                chunk = os.read(fd, READ_CHUNK if remaining < 0 else min(remaining, READ_CHUNK))
+                try:
+                    chunk = os.read(fd, READ_CHUNK if remaining < 0 else
+                                    min(remaining, READ_CHUNK))
+                except OSError as e:
+                    raise self.named(e, path) from None
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -199,11 +259,14 @@ class Sysroot:
             return False
 
     def listdir(self, path: str) -> list[str]:
-        """Entries of the directory at *path* (sorted), or [] when it is absent."""
+        """Entries of the directory at *path* (sorted), or [] when it is absent (or no
+        directory); other errors raise OSError naming *path* (EACCES: not absent)."""
         try:
             return sorted(os.listdir(self.resolved_host_path(path)))
         except (NotADirectoryError, FileNotFoundError):
             return []
+        except OSError as e:
+            raise self.named(e, path) from None
 
     def readlink_resolved(self, path: str) -> str | None:
         """Where the link at *path* leads (fully resolved), or None if no link."""

@@ -35,6 +35,9 @@ CLIENTS = Path(__file__).resolve().parent / "clients"
 NAME = "org.nvmemd.Nvmem1"
 ROOT = "/org/nvmemd/Nvmem1"
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+#: Root without any capability, as nvmemd.service runs (CapabilityBoundingSet=): no
+#: CAP_DAC_OVERRIDE, so a directory at mode 000 is out of its reach too.
+WITHOUT_CAPABILITIES = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
 #: Every wait in these tests is bounded.
 TIMEOUT = 20.0
 

@@ -45,3 +45,55 @@ def query(sysroot: Path, *args: str, check: bool = True) -> subprocess.Completed
 
 def query_json(sysroot: Path, *args: str) -> Any:
     return json.loads(query(sysroot, *args, "--json").stdout)
+
+
+#: Breakages a sysroot copy is put through (break_sysroot), with the exit status and the
+#: one line nvmemd-query and nvmemd give: "000:REL" is REL at mode 000 (read as a user
+#: without CAP_DAC_OVERRIDE: nobody, or nvmemd.service's capability-less root).
+UNREADABLE: list[tuple[str, int, str]] = [
+    ("000:", 4, "sysroot {root}: permission denied"),
+    ("000:sys", 4, "/sys/bus/nvmem: permission denied"),
+    ("000:sys/bus/nvmem/devices", 4, "/sys/bus/nvmem/devices: permission denied"),
+]
+#: Broken for root as well.
+BROKEN: list[tuple[str, int, str]] = [
+    ("loop:sys/bus/nvmem", 5, "too many levels of symbolic links resolving /sys/bus/nvmem"),
+    ("file:sys/bus/nvmem/devices", 5, "/sys/bus/nvmem/devices: not a directory"),
+]
+
+
+def break_sysroot(root: Path, how: str) -> None:
+    """Break *root* as *how* says: ``000:REL`` (REL at mode 000; ``000:`` the root),
+    ``loop:REL`` (REL replaced by a link to itself), ``file:REL`` (by an empty file)."""
+    import shutil
+
+    kind, _, rel = how.partition(":")
+    path = root / rel if rel else root
+    if kind == "000":
+        path.chmod(0)
+        return
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    if kind == "loop":
+        path.symlink_to(path.name)
+    else:
+        assert kind == "file", how
+        path.write_bytes(b"")
+
+
+def query_as_nobody(sysroot: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``query()`` as the unprivileged user nobody (the caller is root, with setpriv)."""
+    import os
+    import shutil
+
+    import pytest
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as nobody")
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable,
+         "-m", "nvmemd.cli", "--sysroot", str(sysroot), "--direct", *args],
+        capture_output=True, timeout=60, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})

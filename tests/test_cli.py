@@ -23,6 +23,7 @@ from nvmemd.errors import InvalidArgumentError
 
 from .conftest import StartDaemon
 from .dbus_fixtures import direct_query
+from .sysroots import BROKEN, UNREADABLE, break_sysroot
 from .test_systemd_units import WAIT_UNIT, _exec_start, _local_binaries, expand_exec, unit_env
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,13 +141,31 @@ def test_no_nvmem_bus_is_said(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
                     reason="needs root and setpriv to run as nobody")
-def test_unreadable_sysroot_is_permission_denied(demo_copy: Path) -> None:
-    (demo_copy / "sys/bus/nvmem/devices").chmod(0)
+@pytest.mark.parametrize(("how", "code", "message"), UNREADABLE, ids=[u[0] for u in UNREADABLE])
+@pytest.mark.parametrize("command", ["providers", "cells", "get"])
+def test_unreadable_sysroot_is_permission_denied(demo_copy: Path, how: str, code: int,
+                                                 message: str, command: str) -> None:
+    """What the user may not read is "permission denied" (4), not "not a sysroot" (5)
+    nor a false "no /sys/bus/nvmem" warning first; the path is named in the sysroot."""
+    break_sysroot(demo_copy, how)
+    argv = [command, "imx-ocotp0/unique-id"] if command == "get" else [command]
     proc = subprocess.run(
         ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", QUERY,
-         "--sysroot", str(demo_copy), "cells"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 4, proc.stderr
-    assert "Permission denied" in one_line_error(proc)
+         "--sysroot", str(demo_copy), *argv], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert one_line_error(proc) == "nvmemd-query: " + message.format(root=demo_copy)
+
+
+@pytest.mark.parametrize(("how", "code", "message"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_sysroot_is_one_error(demo_copy: Path, how: str, code: int,
+                                     message: str) -> None:
+    """A loop or a devices/ that is a file is an error (5), not an empty table."""
+    break_sysroot(demo_copy, how)
+    for argv in (["providers"], ["cells"], ["get", "imx-ocotp0/unique-id"]):
+        proc = demo(demo_copy, *argv)
+        assert proc.returncode == code, (argv, proc.stderr)
+        assert one_line_error(proc) == f"nvmemd-query: {message}"
+        assert proc.stdout == ""
 
 
 def test_snapshot_destination_errors(demo_board_sysroot: Path, tmp_path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ from nvmemd.devicetree import DeviceTree
 from nvmemd.sysroot import Sysroot
 
 from .layouts.images import onie
-from .sysroots import inline_sysroot, query, query_json
+from .sysroots import break_sysroot, inline_sysroot, query, query_as_nobody, query_json
 
 DTS = """/dts-v1/;
 / {
@@ -275,3 +277,42 @@ def test_cli_consumer_and_netdev_over_dbus_match_direct(
     assert denied.returncode == 4, denied.stderr
     allowed = daemon.query("get", "--netdev", "eth0", "mac-address", nobody=True)
     assert allowed.returncode == 0 and allowed.stdout == b"000f12345678\n"
+
+
+# --- permission denied is not "not found" ----------------------------------------------
+
+UNREADABLE_CONSUMERS = [
+    ("000:sys/class/net", ("--netdev", "eth0"), "/sys/class/net/eth0: permission denied"),
+    ("000:sys/firmware/devicetree/base", ("--consumer", "/soc@0/ethernet@30be0000"),
+     "/sys/firmware/devicetree/base/soc@0/ethernet@30be0000: permission denied"),
+]
+
+
+@pytest.mark.parametrize(("how", "args", "message"), UNREADABLE_CONSUMERS,
+                         ids=[u[0] for u in UNREADABLE_CONSUMERS])
+def test_unreadable_consumer_is_denied_not_missing(demo_copy: Path, how: str,
+                                                   args: tuple[str, ...], message: str) -> None:
+    """ENOENT is "no such interface/node" (3, test_errors); EACCES is permission
+    denied (4), naming the path in the sysroot."""
+    break_sysroot(demo_copy, how)
+    proc = query_as_nobody(demo_copy, "get", *args, "mac-address")
+    assert (proc.returncode, proc.stderr.decode()) == (4, f"nvmemd-query: {message}\n")
+
+
+@pytest.mark.integration
+def test_unreadable_netdevs_on_the_bus(start_daemon: Any, demo_copy: Path) -> None:
+    """The same over D-Bus, from a daemon without capabilities (as nvmemd.service)."""
+    from .dbus_fixtures import ROOT, WITHOUT_CAPABILITIES, assert_no_internals
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop the capabilities")
+    break_sysroot(demo_copy, "000:sys/class/net")
+    daemon = start_daemon(["--sysroot", str(demo_copy)], prefix=WITHOUT_CAPABILITIES)
+    err, message = daemon.call_error(ROOT, "org.nvmemd.Nvmem1.Manager", "ReadNetdevCellRecord",
+                                     "ss", "eth0", "mac-address")
+    assert (err, message) == ("org.nvmemd.Nvmem1.Error.AccessDenied",
+                              "/sys/class/net/eth0: permission denied")
+    assert_no_internals(message, demo_copy)
+    proc = daemon.query("get", "--netdev", "eth0", "mac-address")
+    assert (proc.returncode, proc.stderr) == (
+        4, b"nvmemd-query: /sys/class/net/eth0: permission denied\n")

@@ -16,6 +16,7 @@ from nvmemd.sysroot import Sysroot
 
 from .conftest import StartDaemon
 from .dbus_fixtures import direct_query
+from .sysroots import break_sysroot, query_as_nobody
 
 REALKERNEL = Path(__file__).resolve().parent / "fixtures" / "realkernel"
 
@@ -239,3 +240,13 @@ def test_node_address_properties_as_of_get_mac_address(mac_base_board: Path) -> 
     assert (eth1["mac_address"], eth1["source"]) == (
         "02:11:22:33:44:55", "device-tree:/soc/ethernet@30bf0000/address")
     assert ident["errors"] == []
+
+
+def test_unreadable_interfaces_are_said_not_taken_for_none(demo_copy: Path) -> None:
+    """/sys/class/net at mode 000 (as nobody): an error of the identity, not "no netdevs"."""
+    break_sysroot(demo_copy, "000:sys/class/net")
+    proc = query_as_nobody(demo_copy, "identity", "--json")
+    assert proc.returncode == 0, proc.stderr
+    ident = json.loads(proc.stdout)
+    assert ident["interfaces"] == []
+    assert "/sys/class/net: permission denied" in ident["errors"]

@@ -114,6 +114,29 @@ def test_daemon_man_page_lists_every_error_name() -> None:
         assert f"*{name.removeprefix(dbus_defs.ERROR_PREFIX)}*" in page, name
 
 
+def _exit_statuses(page: str) -> set[int]:
+    """The statuses listed (``*N*`` items) in a man page's EXIT STATUS section."""
+    section = page.split("# EXIT STATUS", 1)[1].split("\n# ", 1)[0]
+    return {int(n) for n in re.findall(r"^\*(\d+)\*$", section, re.M)}
+
+
+def test_exit_status_sections_list_every_status() -> None:
+    """nvmemd-query(1) lists each EXIT_* of the CLI; nvmemd(8) those its start-up errors
+    take from the same table (nvmemd.daemon.start_up_error), and 0 and 1."""
+    from nvmemd import errors
+    from nvmemd.cli import common
+
+    query_codes = {v for k, v in vars(common).items() if k.startswith("EXIT_")
+                   and isinstance(v, int)}
+    assert _exit_statuses((MAN / "nvmemd-query.1.scd").read_text()) == query_codes
+    start_up = {common.exit_code_for(e) for e in (
+        errors.ConfigError("f", None, "bad"), errors.AccessDeniedError("x"),
+        errors.SysrootError("x"))}
+    start_up |= {common.exit_code_for_os_error(e) for e in (
+        PermissionError(13, "x"), OSError(5, "x"))}
+    assert _exit_statuses((MAN / "nvmemd.8.scd").read_text()) == {0, 1} | start_up
+
+
 def test_config_man_page_and_example_match_the_loader(tmp_path: Path) -> None:
     """Every key of nvmemd.toml(5) exists in the loader; the shipped file loads as the defaults."""
     from nvmemd import config as cfg

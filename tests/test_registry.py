@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from nvmemd.config import load_config
-from nvmemd.errors import AmbiguousError, InvalidArgumentError, NotFoundError, ProviderIOError
+from nvmemd.errors import (
+    AccessDeniedError,
+    AmbiguousError,
+    InvalidArgumentError,
+    NotFoundError,
+    ProviderIOError,
+)
 from nvmemd.model import BrokenProvider
 from nvmemd.registry import Registry, match_spec, scan
 from nvmemd.sysroot import Sysroot
@@ -82,3 +89,22 @@ def test_with_provider_swaps_one_entry(registry: Registry) -> None:
     assert registry.entries.keys() - changed.entries.keys() == {"imx-ocotp0"}  # unchanged
     removed = changed.with_provider("imx-ocotp0", None)
     assert "imx-ocotp0" not in removed.broken
+
+
+@pytest.mark.parametrize(("err", "cls"), [
+    (errno.EACCES, AccessDeniedError),
+    (errno.EPERM, AccessDeniedError),
+    (errno.EIO, ProviderIOError),
+    (None, ProviderIOError),
+])
+def test_broken_provider_keeps_the_kind_of_its_error(registry: Registry, err: int | None,
+                                                     cls: type[Exception]) -> None:
+    """A provider the scan could not describe answers with its error's kind: EACCES is
+    permission denied (exit 4, D-Bus AccessDenied; `wait` gives up at once), not I/O."""
+    broken = BrokenProvider("imx-ocotp0", "imx-ocotp0: /sys/x: permission denied", errno=err)
+    changed = registry.with_provider("imx-ocotp0", broken)
+    with pytest.raises(cls, match=r"^imx-ocotp0: /sys/x: permission denied$") as e:
+        changed.resolve_cell("imx-ocotp0/unique-id")
+    assert type(e.value) is cls
+    with pytest.raises(cls):
+        changed.provider("imx-ocotp0")

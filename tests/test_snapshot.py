@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from .sysroots import board_sysroot, query
+from nvmemd import snapshot
+from nvmemd.sysroot import Sysroot
+
+from .sysroots import board_sysroot, break_sysroot, query, query_as_nobody
 
 RECORDINGS = sorted((Path(__file__).parent / "fixtures" / "realkernel").glob("*/sysroot.tar.gz"))
 
@@ -140,3 +146,74 @@ def test_snapshot_without_protected_replays_and_says_not_recorded(
             assert proc.returncode == 5 and b"not recorded" in proc.stderr, proc.stderr
     if recording is None:
         assert omitted, "the demo board has a root-only provider"
+
+
+# --- what cannot be read, what cannot be written --------------------------------------
+
+
+def test_unreadable_devices_directory_is_named_not_the_archive(demo_copy: Path) -> None:
+    """As nobody, with sys/bus/nvmem/devices at mode 000: the directory that could not be
+    read is the error (4), not the archive (5); no partial archive is left."""
+    out_dir = Path(tempfile.mkdtemp(prefix="nvmemd-snap-"))
+    try:
+        out_dir.chmod(0o777)  # nobody may write here: only the read side fails
+        break_sysroot(demo_copy, "000:sys/bus/nvmem/devices")
+        proc = query_as_nobody(demo_copy, "snapshot", str(out_dir / "out.tar.gz"))
+        assert (proc.returncode, proc.stderr) == (
+            4, b"nvmemd-query: /sys/bus/nvmem/devices: permission denied\n")
+        assert list(out_dir.iterdir()) == []
+    finally:
+        shutil.rmtree(out_dir)
+
+
+def test_provider_link_loop_is_noted_and_recorded(demo_copy: Path, tmp_path: Path) -> None:
+    """One provider's nvmem a link loop: noted like an unreadable nvmem, the rest recorded;
+    the loop is kept as it is, so the replay says what the system said."""
+    nvmem = (demo_copy / "sys/bus/nvmem/devices/mtd1").resolve() / "nvmem"
+    nvmem.unlink()
+    nvmem.symlink_to("nvmem")
+    archive = tmp_path / "snap.tar.gz"
+    proc = query(demo_copy, "snapshot", str(archive))
+    assert "note: mtd1: too many levels of symbolic links resolving " in proc.stdout.decode()
+    replay = tmp_path / "replay"
+    replay.mkdir()
+    subprocess.run(["tar", "-x", "-f", str(archive), "-C", str(replay)], check=True)
+    info = json.loads((replay / "nvmemd-snapshot/info.json").read_text())
+    assert "mtd1" in info["providers"] and "u-boot-env0" in info["providers"]
+    before = {p["name"]: p for p in json.loads(query(demo_copy, "providers", "--json").stdout)}
+    after = {p["name"]: p for p in json.loads(query(replay, "providers", "--json").stdout)}
+    assert after["mtd1"] == before["mtd1"]
+    assert "too many levels of symbolic links" in after["mtd1"]["errors"][0]
+    assert query(replay, "get", "imx-ocotp0/mac-address").stdout == \
+        query(demo_copy, "get", "imx-ocotp0/mac-address").stdout
+
+
+def test_failed_snapshot_leaves_no_partial_file(demo_board_sysroot: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The archive takes its name once complete: a failure late in the snapshot (here an
+    interrupt after the device tree) leaves nothing, or the previous archive as it was."""
+    tree = snapshot._Writer.tree
+
+    def interrupted(self: snapshot._Writer, *args: object) -> None:
+        tree(self, *args)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(snapshot._Writer, "tree", interrupted)
+    out = tmp_path / "snap.tar.gz"
+    with pytest.raises(KeyboardInterrupt):
+        snapshot.write_snapshot(Sysroot(str(demo_board_sysroot)), str(out))
+    assert list(tmp_path.iterdir()) == []
+    out.write_bytes(b"the previous archive")
+    with pytest.raises(KeyboardInterrupt):
+        snapshot.write_snapshot(Sysroot(str(demo_board_sysroot)), str(out))
+    assert list(tmp_path.iterdir()) == [out] and out.read_bytes() == b"the previous archive"
+
+
+def test_snapshot_through_a_link_keeps_the_link(demo_board_sysroot: Path,
+                                                tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    link = tmp_path / "snap.tar.gz"
+    link.symlink_to("real/board.tar.gz")
+    query(demo_board_sysroot, "snapshot", str(link))
+    assert link.is_symlink() and tarfile.is_tarfile(tmp_path / "real/board.tar.gz")
+    assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["board.tar.gz"]

@@ -23,6 +23,7 @@ from ..errors import (
     ProviderGoneError,
     ProviderIOError,
     SysrootError,
+    os_reason,
 )
 from .formats import INTEGER_FORMATS, env_line, env_name, format_value
 
@@ -69,7 +70,8 @@ def exit_code_for_os_error(error: OSError) -> int:
 
 
 def describe_os_error(error: OSError) -> str:
-    what = error.strerror or type(error).__name__
+    """One line: the file (in-sysroot when nvmemd.sysroot raised it) and what went wrong."""
+    what = os_reason(error)
     return f"{error.filename}: {what}" if error.filename is not None else what
 
 

@@ -36,12 +36,14 @@ from nvmemd.errors import ProviderGoneError
 from nvmemd.registry import scan
 from nvmemd.sysroot import Sysroot
 
+from ..conftest import StartDaemon
 from ..dbus_fixtures import (
     AS_NOBODY,
     REPO,
     ROOT,
     SYS_PYTHON,
     TIMEOUT,
+    WITHOUT_CAPABILITIES,
     Daemon,
     assert_no_internals,
     direct_query,
@@ -292,6 +294,64 @@ def test_unreadable_provider_on_the_bus(daemon: Daemon, sysroot: Path) -> None:
     assert name == ERR + "AccessDenied", message
     assert_no_internals(message, sysroot)
     still_serving(daemon)
+
+
+#: What a provider directory or the device tree at mode 000 breaks (imx-ocotp0 has an
+#: of_node: its compatible cannot be read), and the commands that read that provider.
+UNREADABLE_DIRS = {
+    "provider-directory": lambda root: device_dir(root, "imx-ocotp0"),
+    "devicetree-base": lambda root: root / "sys/firmware/devicetree/base",
+}
+OCOTP_COMMANDS = [("get", "imx-ocotp0/unique-id"), ("dump", "imx-ocotp0"),
+                  ("cells", "imx-ocotp0"), ("wait", "--timeout", "15", "imx-ocotp0/unique-id")]
+
+
+def assert_denied_at_once(run: object, sysroot: Path, args: tuple[str, ...]) -> None:
+    assert callable(run)
+    start = time.monotonic()
+    r = run(*args)
+    assert r.returncode == 4, (args, r.stderr)
+    message = r.stderr.decode()
+    # one line naming the provider and the file it could not read
+    assert message.startswith("nvmemd-query: imx-ocotp0: ") and message.count("\n") == 1, message
+    assert message.endswith("permission denied\n"), message
+    assert_no_internals(message, sysroot)
+    if args[0] == "wait":  # permission errors fail at once (nvmemd-query(1)), no timeout
+        assert time.monotonic() - start < 10, "wait waited for a permission error"
+
+
+@pytest.mark.usefixtures("as_nobody")
+@pytest.mark.parametrize("what", sorted(UNREADABLE_DIRS))
+def test_unreadable_provider_directory_or_tree_direct(sysroot: Path, what: str) -> None:
+    """A provider the scan cannot describe because of EACCES says permission denied
+    (exit 4), not I/O error (5); `wait` fails at once instead of timing out (7)."""
+    UNREADABLE_DIRS[what](sysroot).chmod(0)
+    for args in OCOTP_COMMANDS:
+        assert_denied_at_once(lambda *a: nobody_direct(sysroot, *a), sysroot, args)
+    r = nobody_direct(sysroot, "providers", "--json")
+    assert r.returncode == 0, r.stderr
+    broken = next(p for p in json.loads(r.stdout) if p["name"] == "imx-ocotp0")
+    assert broken["errors"][0].endswith("permission denied"), broken
+
+
+def test_unreadable_provider_directory_on_the_bus(start_daemon: StartDaemon,
+                                                  sysroot: Path) -> None:
+    """nvmemd.service's root has no capability: a provider directory at mode 000 is out
+    of its reach. Callers get AccessDenied (nvmemd-query: 4, and `wait` at once)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to drop the capabilities")
+    UNREADABLE_DIRS["provider-directory"](sysroot).chmod(0)
+    daemon = start_daemon(["--sysroot", str(sysroot)], prefix=WITHOUT_CAPABILITIES)
+    for call in [(ROOT, MANAGER, "ReadCellByName", "s", "imx-ocotp0:unique-id"),
+                 (ROOT, MANAGER, "GetProvider", "s", "imx-ocotp0")]:
+        name, message = daemon.call_error(*call)
+        assert name == ERR + "AccessDenied", message
+        assert message.startswith("imx-ocotp0: ") and message.endswith("permission denied")
+        assert_no_internals(message, sysroot)
+    for args in OCOTP_COMMANDS:
+        assert_denied_at_once(daemon.query, sysroot, args)
+    still_serving(daemon)
+    assert "Traceback" not in daemon.log()
 
 
 def test_daemon_survives_every_fault_in_a_row(daemon: Daemon, sysroot: Path) -> None:
