@@ -196,6 +196,20 @@ def test_zsh_subcommands_and_options(zsh_tab: Complete) -> None:
     assert set(zsh_tab("nvmemd-query get x --format u").offered) == {"u8", "u16", "u32", "u64"}
 
 
+@needs_zsh
+def test_zsh_names_from_the_system(zsh_tab: Complete, demo_board_sysroot: Path) -> None:
+    """_arguments calls the names helper with compadd options before its argument."""
+    demo = demo_board_sysroot
+    assert zsh_tab("nvmemd-query cells ", demo).offered == DEMO_PROVIDERS
+    assert zsh_tab("nvmemd-query dump board-e", demo).line == "nvmemd-query dump board-eeprom1 "
+    assert zsh_tab("nvmemd-query get board-eeprom1/s", demo).line == (
+        "nvmemd-query get board-eeprom1/serial-number ")
+    assert zsh_tab("nvmemd-query get ", demo).offered == _cells(demo)
+    assert zsh_tab("nvmemd-query get --provider board-e", demo).line == (
+        "nvmemd-query get --provider board-eeprom1 ")
+    assert zsh_tab("nvmemd-query get ", Path("/nonexistent")).offered == []
+
+
 # --- fish ---------------------------------------------------------------------------
 
 
