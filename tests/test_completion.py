@@ -210,6 +210,27 @@ def test_zsh_names_from_the_system(zsh_tab: Complete, demo_board_sysroot: Path) 
     assert zsh_tab("nvmemd-query get ", Path("/nonexistent")).offered == []
 
 
+@needs_zsh
+def test_zsh_global_options_after_the_subcommand(zsh_tab: Complete, demo_board_sysroot: Path,
+                                                 tmp_path: Path) -> None:
+    demo = demo_board_sysroot
+    assert zsh_tab("nvmemd-query get -v --fo", demo).line == "nvmemd-query get -v --format="
+    assert zsh_tab("nvmemd-query get --sysroot /tmp --format ").offered == FORMATS
+    assert zsh_tab("nvmemd-query get --json --fo", demo).line == (
+        "nvmemd-query get --json --format=")
+    assert zsh_tab(f"nvmemd-query get --sysroot {demo} board-eeprom1/s").line == (
+        f"nvmemd-query get --sysroot {demo} board-eeprom1/serial-number ")
+    # options before the subcommand still reach the --names calls
+    for before in (f"--sysroot={demo}", f"--sysroot {demo}", f"--json --sysroot {demo}"):
+        assert zsh_tab(f"nvmemd-query {before} get board-eeprom1/s").line == (
+            f"nvmemd-query {before} get board-eeprom1/serial-number ")
+        assert zsh_tab(f"nvmemd-query {before} cells ").offered == DEMO_PROVIDERS
+    # a sysroot whose path needs quoting
+    (tmp_path / "the board").symlink_to(demo)
+    assert zsh_tab(f"nvmemd-query --sysroot {tmp_path}/the\\ board cells b").line == (
+        f"nvmemd-query --sysroot {tmp_path}/the\\ board cells board-eeprom1 ")
+
+
 # --- fish ---------------------------------------------------------------------------
 
 
