@@ -175,6 +175,19 @@ def test_bash_names_from_the_system(bash_tab: Complete, demo_board_sysroot: Path
     assert bash_tab("nvmemd-query get ", Path("/nonexistent")).offered == []
 
 
+def test_bash_equals_forms(bash_tab: Complete, demo_board_sysroot: Path) -> None:
+    """COMP_WORDBREAKS splits --opt=value at the "=": a value is still completed as one."""
+    demo = demo_board_sysroot
+    assert bash_tab("nvmemd-query get --format=m", demo).line == (
+        "nvmemd-query get --format=mac ")
+    assert bash_tab("nvmemd-query get --format=", demo).offered == FORMATS
+    assert bash_tab(f"nvmemd-query --sysroot={demo} get board-eeprom1/s").line == (
+        f"nvmemd-query --sysroot={demo} get board-eeprom1/serial-number ")
+    assert bash_tab(f"nvmemd-query get --sysroot={demo} --provider=board-e").line == (
+        f"nvmemd-query get --sysroot={demo} --provider=board-eeprom1 ")
+    assert bash_tab(f"nvmemd-query --sysroot={demo.parent}/sysr").offered == [str(demo)]
+
+
 def test_bash_json_anywhere(bash_tab: Complete, demo_board_sysroot: Path) -> None:
     demo = demo_board_sysroot
     assert bash_tab("nvmemd-query --json get board-eeprom1/s", demo).line == (

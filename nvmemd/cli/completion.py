@@ -77,89 +77,162 @@ def model(parser: argparse.ArgumentParser | None = None) -> tuple[list[Option], 
 
 # --- bash ---------------------------------------------------------------------------
 
+#: The parts of the bash script that do not depend on the parser. It needs no helper
+#: of the bash-completion package (which may not be installed).
+_BASH_HELPERS = r"""
+# Is $1 made only of COMP_WORDBREAKS characters that split a shell word without
+# ending it (= : @; not blanks, quotes or shell operators)?
+_nvmemd_query_isbreak() {
+    local w=$1 brk=${COMP_WORDBREAKS//[$' \t\n\'"<>;|&()']/}
+    [[ -n $w ]] || return 1
+    while [[ -n $w ]]; do
+        [[ $brk == *"${w:0:1}"* ]] || return 1
+        w=${w:1}
+    done
+}
+
+# The words as the shell will see them: COMP_WORDS joined again where readline split
+# a word at such a character (--format=mac, --sysroot=DIR, PROVIDER:NAME). Sets words
+# and cword; cur: the word up to the cursor; keep: the part of cur before readline's
+# own word, the part a completion replaces.
+_nvmemd_query_words() {
+    local line=${COMP_LINE:0:COMP_POINT} w prev=
+    local -i i p=0 blank
+    words=() cword=-1
+    for ((i = 0; i <= COMP_CWORD; i++)); do
+        w=${COMP_WORDS[i]}
+        blank=0
+        while [[ ${line:p:1} == [$' \t\n'] ]]; do p+=1 blank=1; done
+        if ((i == COMP_CWORD)); then
+            w=${line:p}
+        elif [[ ${line:p:${#w}} != "$w" ]]; then  # not where expected: as readline split
+            words=("${COMP_WORDS[@]:0:COMP_CWORD+1}") cword=$COMP_CWORD
+            cur=${COMP_WORDS[COMP_CWORD]} keep=
+            return
+        fi
+        if ((i > 0 && !blank)) &&
+            { _nvmemd_query_isbreak "$w" || _nvmemd_query_isbreak "$prev"; }; then
+            words[cword]+=$w
+        else
+            words[++cword]=$w
+        fi
+        p+=${#w} prev=$w
+    done
+    cur=${words[cword]}
+    if _nvmemd_query_isbreak "$w"; then keep=$cur; else keep=${cur:0:${#cur}-${#w}}; fi
+}
+
+# Offer $pre$w for each word w (the arguments) that starts with $val.
+_nvmemd_query_add() {
+    local w
+    for w; do [[ $w == "$val"* ]] && cands+=("$pre$w"); done
+}
+
+# Files (-f) or directories (-d) whose names start with $val.
+_nvmemd_query_files() {
+    local -a found
+    mapfile -t found < <(compgen "$1" -- "$val")
+    _nvmemd_query_add "${found[@]}"
+}
+
+# Names from the system: $1 providers or cells (nvmemd-query … --names), with the
+# options that choose the system and the bus ($passed) from the line.
+_nvmemd_query_names() {
+    local -a names
+    mapfile -t names < <(nvmemd-query "${passed[@]}" "$1" --names 2>/dev/null)
+    _nvmemd_query_add "${names[@]}"
+}
+"""
+
+
+def _bash_action(o: Option | None, kind: str | None) -> str:
+    """The bash code that offers the values of option *o* (or a positional of *kind*)."""
+    if o is not None and o.choices:
+        return "_nvmemd_query_add " + " ".join(o.choices)
+    if kind == "dir":
+        return "_nvmemd_query_files -d"
+    if kind == "file":
+        return "_nvmemd_query_files -f"
+    if kind in ("providers", "cells"):
+        return f"_nvmemd_query_names {kind}"
+    return ":"
+
 
 def bash(parser: argparse.ArgumentParser | None = None) -> str:
     top, commands = model(parser)
-    valued = sorted({n for o in top for n in o.names if o.takes_value}
-                    | {n for c in commands for o in c.options for n in o.names if o.takes_value})
-
-    def value_case(options: list[Option]) -> list[str]:
-        lines = []
-        for o in options:
-            if not o.takes_value:
-                continue
-            pattern = "|".join(o.names)
-            if o.choices:
-                action = f'COMPREPLY=($(compgen -W "{" ".join(o.choices)}" -- "$cur"))'
-            elif o.kind == "dir":
-                action = 'COMPREPLY=($(compgen -d -- "$cur"))'
-            elif o.kind == "file":
-                action = 'COMPREPLY=($(compgen -f -- "$cur"))'
-            elif o.kind in ("providers", "cells"):
-                action = f'COMPREPLY=($(compgen -W "$(_nvmemd_query_names {o.kind})" -- "$cur"))'
-            else:
-                action = "COMPREPLY=()"
-            lines.append(f"        {pattern}) {action}; return ;;")
-        return lines
-
     unique: dict[str, Option] = {}
     for o in top + [o for c in commands for o in c.options]:
         unique.setdefault(o.names[0], o)
-    subcommands = " ".join(c.name for c in commands)
+    valued = sorted({n for o in unique.values() if o.takes_value for n in o.names})
+    passed_valued = "|".join(n for n in PASSED_ON if unique[n].takes_value)
+    passed_flags = "|".join(n for n in PASSED_ON if not unique[n].takes_value)
     out = [
         f"# bash completion for {PROG}: generated from its argparse parser by",
         "# `python3 -m nvmemd.cli.completion bash`; do not edit.",
-        "",
-        "_nvmemd_query_names() {  # $1: providers or cells",
-        "    local i w passed=()",
-        "    for ((i = 1; i < COMP_CWORD; i++)); do",
-        '        w=${COMP_WORDS[i]}',
-        '        case $w in',
-        "            --sysroot|--config|--address)",
-        '                passed+=("$w" "${COMP_WORDS[i+1]}"); ((i++)) ;;',
-        "            --sysroot=*|--config=*|--address=*|--direct|--session)",
-        '                passed+=("$w") ;;',
-        "        esac",
-        "    done",
-        f'    {PROG} "${{passed[@]}}" "$1" --names 2>/dev/null',
-        "}",
-        "",
+        _BASH_HELPERS,
         "_nvmemd_query() {",
-        '    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}',
-        '    local i w cmd=""',
-        "    for ((i = 1; i < COMP_CWORD; i++)); do",
-        '        w=${COMP_WORDS[i]}',
+        "    local words cword cur keep pre= val opt= i w cmd=",
+        "    local -a passed=() cands=()",
+        "    _nvmemd_query_words",
+        "    for ((i = 1; i < cword; i++)); do",
+        '        w=${words[i]}',
         '        case $w in',
+        f'            {passed_valued}) passed+=("$w" "${{words[i+1]}}"); ((i++)) ;;',
+        f"            {'|'.join(n + '=*' for n in PASSED_ON if unique[n].takes_value)}"
+        f'|{passed_flags}) passed+=("$w") ;;',
         f"            {'|'.join(valued)}) ((i++)) ;;",
         "            -*) ;;",
         '            *) [[ -z $cmd ]] && cmd=$w ;;',
         "        esac",
         "    done",
-        '    case $prev in',
-        *value_case(list(unique.values())),
-        "    esac",
-        '    if [[ $cur == -* ]]; then',
+        "    # the value of an option: --opt=VALUE, or after --opt",
+        '    if [[ $cur == --*=* ]]; then',
+        '        opt=${cur%%=*} pre=${cur%%=*}= val=${cur#*=}',
+        "    elif ((cword > 1)); then",
+        '        case ${words[cword-1]} in',
+        f"            {'|'.join(valued)}) opt=${{words[cword-1]}} val=$cur ;;",
+        "        esac",
+        "    fi",
+        '    if [[ -n $opt ]]; then',
+        '        case $opt in',
+    ]
+    for o in unique.values():
+        if o.takes_value:
+            out.append(f"            {'|'.join(o.names)}) {_bash_action(o, o.kind)} ;;")
+    out += [
+        "        esac",
+        '    elif [[ $cur == -* ]]; then',
+        '        val=$cur',
         '        case $cmd in',
     ]
     for c in commands:
         words = " ".join(n for o in c.options for n in o.names if n.startswith("--"))
-        out.append(f'            {c.name}) COMPREPLY=($(compgen -W "{words}" -- "$cur")) ;;')
+        out.append(f"            {c.name}) _nvmemd_query_add {words} ;;")
     top_words = " ".join(n for o in top for n in o.names if n.startswith("--"))
     out += [
-        f'            *) COMPREPLY=($(compgen -W "{top_words}" -- "$cur")) ;;',
+        f"            *) _nvmemd_query_add {top_words} ;;",
         "        esac",
-        "        return",
-        "    fi",
-        '    case $cmd in',
-        f'        "") COMPREPLY=($(compgen -W "{subcommands}" -- "$cur")) ;;',
+        "    else",
+        '        val=$cur',
+        '        case $cmd in',
+        f'            "") _nvmemd_query_add {" ".join(c.name for c in commands)} ;;',
     ]
     for c in commands:
-        if c.positional in ("providers", "cells"):
-            out.append(f'        {c.name}) COMPREPLY=($(compgen -W '
-                       f'"$(_nvmemd_query_names {c.positional})" -- "$cur")) ;;')
-        elif c.positional == "file":
-            out.append(f'        {c.name}) COMPREPLY=($(compgen -f -- "$cur")) ;;')
-    out += ["    esac", "}", "", f"complete -F _nvmemd_query {PROG}", ""]
+        if c.positional:
+            out.append(f"            {c.name}) {_bash_action(None, c.positional)} ;;")
+    out += [
+        "        esac",
+        "    fi",
+        "    # readline replaces only the part of the word after $keep",
+        "    COMPREPLY=()",
+        '    for w in "${cands[@]}"; do',
+        '        [[ $w == "$keep"* ]] && COMPREPLY+=("${w#"$keep"}")',
+        "    done",
+        "}",
+        "",
+        f"complete -F _nvmemd_query {PROG}",
+        "",
+    ]
     return "\n".join(out)
 
 
