@@ -188,6 +188,38 @@ def test_bash_equals_forms(bash_tab: Complete, demo_board_sysroot: Path) -> None
     assert bash_tab(f"nvmemd-query --sysroot={demo.parent}/sysr").offered == [str(demo)]
 
 
+def test_bash_directories_and_quoting(bash_tab: Complete, odd_board: Path,
+                                      tmp_path: Path) -> None:
+    (tmp_path / "boards" / "board one").mkdir(parents=True)
+    (tmp_path / "boards" / "two").mkdir()
+    boards = tmp_path / "boards"
+    # a directory gets a "/", not a space, and a name with a space is quoted
+    assert bash_tab(f"nvmemd-query --sysroot {boards}/tw").line == (
+        f"nvmemd-query --sysroot {boards}/two/")
+    assert bash_tab(f"nvmemd-query --config {boards}/tw").line == (
+        f"nvmemd-query --config {boards}/two/")
+    assert bash_tab(f"nvmemd-query --sysroot={boards}/tw").line == (
+        f"nvmemd-query --sysroot={boards}/two/")
+    assert bash_tab(f"nvmemd-query snapshot {boards}/bo").line == (
+        f"nvmemd-query snapshot {boards}/board\\ one/")
+    assert bash_tab("nvmemd-query snapshot tw", cwd=boards).line == "nvmemd-query snapshot two/"
+    home: Path = bash_tab.home  # type: ignore[attr-defined]
+    (home / "boards" / "two").mkdir(parents=True)
+    assert bash_tab("nvmemd-query --sysroot ~/boards/t").line == (
+        "nvmemd-query --sysroot ~/boards/two/")
+    # cell names with a space or a quote
+    assert bash_tab("nvmemd-query get u-boot-env0/boo", odd_board).offered == [
+        "u-boot-env0/bootcmd", "u-boot-env0/boot args"]
+    assert bash_tab("nvmemd-query get u-boot-env0/boot\\ ", odd_board).line == (
+        "nvmemd-query get u-boot-env0/boot\\ args ")
+    assert bash_tab("nvmemd-query get 'u-boot-env0/boot a", odd_board).line == (
+        "nvmemd-query get 'u-boot-env0/boot args' ")
+    assert bash_tab('nvmemd-query get "u-boot-env0/boot a', odd_board).line == (
+        'nvmemd-query get "u-boot-env0/boot args" ')
+    assert bash_tab("nvmemd-query get u-boot-env0/it", odd_board).line == (
+        "nvmemd-query get u-boot-env0/it\\'s ")
+
+
 def test_bash_json_anywhere(bash_tab: Complete, demo_board_sysroot: Path) -> None:
     demo = demo_board_sysroot
     assert bash_tab("nvmemd-query --json get board-eeprom1/s", demo).line == (

@@ -122,15 +122,36 @@ _nvmemd_query_words() {
     if _nvmemd_query_isbreak "$w"; then keep=$cur; else keep=${cur:0:${#cur}-${#w}}; fi
 }
 
+# REPLY: the word $1 as typed, as the command will see it (quotes and backslashes
+# removed; an unclosed quote runs to the end, as in the word being completed).
+_nvmemd_query_dequote() {
+    local w=$1 c q=
+    REPLY=
+    while [[ -n $w ]]; do
+        c=${w:0:1} w=${w:1}
+        if [[ $q == "'" ]]; then
+            if [[ $c == "'" ]]; then q=; else REPLY+=$c; fi
+        elif [[ $q == '"' ]]; then
+            if [[ $c == '"' ]]; then q=
+            elif [[ $c == '\' && $w == [\"\\\$\`]* ]]; then REPLY+=${w:0:1} w=${w:1}
+            else REPLY+=$c; fi
+        elif [[ $c == [\'\"] ]]; then q=$c
+        elif [[ $c == '\' ]]; then REPLY+=${w:0:1} w=${w:1}
+        else REPLY+=$c; fi
+    done
+}
+
 # Offer $pre$w for each word w (the arguments) that starts with $val.
 _nvmemd_query_add() {
     local w
     for w; do [[ $w == "$val"* ]] && cands+=("$pre$w"); done
 }
 
-# Files (-f) or directories (-d) whose names start with $val.
+# Files (-f) or directories (-d) whose names start with $val: readline quotes them
+# and ends a directory with a / (-o filenames).
 _nvmemd_query_files() {
     local -a found
+    compopt -o filenames 2>/dev/null
     mapfile -t found < <(compgen "$1" -- "$val")
     _nvmemd_query_add "${found[@]}"
 }
@@ -141,6 +162,15 @@ _nvmemd_query_names() {
     local -a names
     mapfile -t names < <(nvmemd-query "${passed[@]}" "$1" --names 2>/dev/null)
     _nvmemd_query_add "${names[@]}"
+    # a name with a blank or a quote (U-Boot variables), or a word typed in quotes:
+    # readline's filename quoting quotes the name (without it, no listing by basename)
+    local w
+    for w in "${cands[@]}" "$cur"; do
+        if [[ $w == *[!A-Za-z0-9_./:@%+,=#-]* ]]; then
+            compopt -o filenames 2>/dev/null
+            break
+        fi
+    done
 }
 """
 
@@ -177,9 +207,12 @@ def bash(parser: argparse.ArgumentParser | None = None) -> str:
         "    for ((i = 1; i < cword; i++)); do",
         '        w=${words[i]}',
         '        case $w in',
-        f'            {passed_valued}) passed+=("$w" "${{words[i+1]}}"); ((i++)) ;;',
+        f"            {passed_valued})",
+        '                _nvmemd_query_dequote "${words[i+1]}"',
+        '                passed+=("$w" "$REPLY"); ((i++)) ;;',
         f"            {'|'.join(n + '=*' for n in PASSED_ON if unique[n].takes_value)}"
-        f'|{passed_flags}) passed+=("$w") ;;',
+        f'|{passed_flags})',
+        '                _nvmemd_query_dequote "$w"; passed+=("$REPLY") ;;',
         f"            {'|'.join(valued)}) ((i++)) ;;",
         "            -*) ;;",
         '            *) [[ -z $cmd ]] && cmd=$w ;;',
@@ -188,11 +221,15 @@ def bash(parser: argparse.ArgumentParser | None = None) -> str:
         "    # the value of an option: --opt=VALUE, or after --opt",
         '    if [[ $cur == --*=* ]]; then',
         '        opt=${cur%%=*} pre=${cur%%=*}= val=${cur#*=}',
-        "    elif ((cword > 1)); then",
+        "    else",
+        "        val=$cur",
+        "        ((cword > 1)) &&",
         '        case ${words[cword-1]} in',
-        f"            {'|'.join(valued)}) opt=${{words[cword-1]}} val=$cur ;;",
+        f"            {'|'.join(valued)}) opt=${{words[cword-1]}} ;;",
         "        esac",
         "    fi",
+        '    _nvmemd_query_dequote "$val"; val=$REPLY',
+        '    _nvmemd_query_dequote "$keep"; keep=$REPLY',
         '    if [[ -n $opt ]]; then',
         '        case $opt in',
     ]
@@ -202,7 +239,6 @@ def bash(parser: argparse.ArgumentParser | None = None) -> str:
     out += [
         "        esac",
         '    elif [[ $cur == -* ]]; then',
-        '        val=$cur',
         '        case $cmd in',
     ]
     for c in commands:
@@ -213,7 +249,6 @@ def bash(parser: argparse.ArgumentParser | None = None) -> str:
         f"            *) _nvmemd_query_add {top_words} ;;",
         "        esac",
         "    else",
-        '        val=$cur',
         '        case $cmd in',
         f'            "") _nvmemd_query_add {" ".join(c.name for c in commands)} ;;',
     ]
