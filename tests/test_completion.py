@@ -173,6 +173,8 @@ def test_bash_names_from_the_system(bash_tab: Complete, demo_board_sysroot: Path
     assert bash_tab(line).offered == ["board-eeprom1/serial-number"]
     # no system to ask: nothing offered, and nothing printed on the terminal
     assert bash_tab("nvmemd-query get ", Path("/nonexistent")).offered == []
+    # one provider for dump, none after it
+    assert bash_tab("nvmemd-query dump board-eeprom1 ", demo).offered == []
 
 
 def test_bash_equals_forms(bash_tab: Complete, demo_board_sysroot: Path) -> None:
@@ -220,6 +222,31 @@ def test_bash_directories_and_quoting(bash_tab: Complete, odd_board: Path,
         "nvmemd-query get u-boot-env0/it\\'s ")
 
 
+def test_bash_tilde_provider_consumer(bash_tab: Complete, demo_board_sysroot: Path,
+                                      odd_board: Path) -> None:
+    demo = demo_board_sysroot
+    home: Path = bash_tab.home  # type: ignore[attr-defined]
+    (home / "board").symlink_to(demo)
+    assert bash_tab("nvmemd-query --sysroot ~/board get board-eeprom1/s").line == (
+        "nvmemd-query --sysroot ~/board get board-eeprom1/serial-number ")
+    assert bash_tab("nvmemd-query get --config ~/x --sysroot ~ cells ").offered == []
+    # --provider P narrows the cells
+    assert bash_tab("nvmemd-query get --provider mtd1 ", demo).offered == _cells(demo, "mtd1")
+    assert bash_tab("nvmemd-query wait --provider=mtd2 ", demo).offered == _cells(demo, "mtd2")
+    assert bash_tab("nvmemd-query cells --provider ", demo).offered == DEMO_PROVIDERS
+    # a consumer's own names for its cells (nvmem-cell-names)
+    assert bash_tab("nvmemd-query get --netdev eth0 ", demo).offered == ["mac-address"]
+    assert bash_tab("nvmemd-query get --netdev ", demo).offered == ["eth0", "eth1"]
+    assert bash_tab("nvmemd-query get --consumer fec ", odd_board).offered == [
+        "mac-address", "serial number"]
+    assert bash_tab("nvmemd-query get --consumer '&fec' s", odd_board).line == (
+        "nvmemd-query get --consumer '&fec' serial\\ number ")
+    assert bash_tab("nvmemd-query get --consumer /soc@0/ethernet@30bf0000 ",
+                    odd_board).offered == ["mac-address"]
+    # a consumer not found locally: the cells as without it
+    assert bash_tab("nvmemd-query get --consumer nosuch ", demo).offered == _cells(demo)
+
+
 def test_bash_json_anywhere(bash_tab: Complete, demo_board_sysroot: Path) -> None:
     demo = demo_board_sysroot
     assert bash_tab("nvmemd-query --json get board-eeprom1/s", demo).line == (
@@ -253,6 +280,8 @@ def test_zsh_names_from_the_system(zsh_tab: Complete, demo_board_sysroot: Path) 
     assert zsh_tab("nvmemd-query get --provider board-e", demo).line == (
         "nvmemd-query get --provider board-eeprom1 ")
     assert zsh_tab("nvmemd-query get ", Path("/nonexistent")).offered == []
+    # one provider for dump: after it, only its options (as _arguments does)
+    assert all(w.startswith("-") for w in zsh_tab("nvmemd-query dump board-eeprom1 ", demo).offered)
 
 
 @needs_zsh
@@ -276,11 +305,38 @@ def test_zsh_global_options_after_the_subcommand(zsh_tab: Complete, demo_board_s
         f"nvmemd-query --sysroot {tmp_path}/the\\ board cells board-eeprom1 ")
 
 
+@needs_zsh
+def test_zsh_tilde_provider_consumer_quoting(zsh_tab: Complete, demo_board_sysroot: Path,
+                                             odd_board: Path) -> None:
+    demo = demo_board_sysroot
+    home: Path = zsh_tab.home  # type: ignore[attr-defined]
+    (home / "board").symlink_to(demo)
+    assert zsh_tab("nvmemd-query --sysroot ~/board get board-eeprom1/s").line == (
+        "nvmemd-query --sysroot ~/board get board-eeprom1/serial-number ")
+    assert zsh_tab("nvmemd-query get --provider mtd1 ", demo).offered == _cells(demo, "mtd1")
+    assert zsh_tab("nvmemd-query wait --provider=mtd2 ", demo).offered == _cells(demo, "mtd2")
+    assert zsh_tab("nvmemd-query cells --provider ", demo).offered == DEMO_PROVIDERS
+    assert zsh_tab("nvmemd-query get --netdev eth0 ", demo).offered == ["mac-address"]
+    assert zsh_tab("nvmemd-query get --netdev ", demo).offered == ["eth0", "eth1"]
+    assert zsh_tab("nvmemd-query get --consumer fec ", odd_board).offered == [
+        "mac-address", "serial number"]
+    assert zsh_tab("nvmemd-query get --consumer nosuch ", demo).offered == _cells(demo)
+    assert zsh_tab("nvmemd-query get u-boot-env0/boot\\ ", odd_board).line == (
+        "nvmemd-query get u-boot-env0/boot\\ args ")
+    assert zsh_tab("nvmemd-query get u-boot-env0/it", odd_board).line == (
+        "nvmemd-query get u-boot-env0/it\\'s ")
+    boards = home / "boards"
+    (boards / "two").mkdir(parents=True)
+    assert zsh_tab("nvmemd-query --sysroot ~/boards/t").line == (
+        "nvmemd-query --sysroot ~/boards/two/")
+
+
 # --- fish ---------------------------------------------------------------------------
 
 
 @needs_fish
-def test_fish_completion(fish: Callable[..., list[str]], demo_board_sysroot: Path) -> None:
+def test_fish_completion(fish: Callable[..., list[str]], demo_board_sysroot: Path,
+                         odd_board: Path) -> None:
     demo = demo_board_sysroot
     assert "cells" in fish("nvmemd-query ")
     assert "--format" in fish("nvmemd-query get --f")
@@ -289,3 +345,18 @@ def test_fish_completion(fish: Callable[..., list[str]], demo_board_sysroot: Pat
     assert "board-eeprom1/serial-number" in fish("nvmemd-query get board-eeprom1/", demo)
     assert fish(f"nvmemd-query --sysroot={demo} --json get board-eeprom1/s") == [
         "board-eeprom1/serial-number"]
+    home: Path = fish.home  # type: ignore[attr-defined]
+    (home / "board").symlink_to(demo)
+    assert fish("nvmemd-query --sysroot ~/board get board-eeprom1/s") == [
+        "board-eeprom1/serial-number"]
+    assert sorted(fish("nvmemd-query get --provider mtd1 ", demo)) == sorted(
+        _cells(demo, "mtd1"))
+    assert fish("nvmemd-query get --netdev eth0 ", demo) == ["mac-address"]
+    assert fish("nvmemd-query get --netdev ", demo) == ["eth0", "eth1"]
+    assert fish("nvmemd-query cells --provider ", demo) == DEMO_PROVIDERS
+    assert fish("nvmemd-query dump board-eeprom1 ", demo) == []
+    assert "--version" in fish("nvmemd-query --")
+    assert "--version" not in fish("nvmemd-query get --")
+    assert fish("nvmemd-query get --consumer fec ", odd_board) == ["mac-address",
+                                                                   "serial number"]
+    assert "u-boot-env0/boot args" in fish("nvmemd-query get u-boot-env0/", odd_board)
