@@ -261,8 +261,12 @@ def test_bash_json_anywhere(bash_tab: Complete, demo_board_sysroot: Path) -> Non
 
 
 @needs_zsh
-def test_zsh_subcommands_and_options(zsh_tab: Complete) -> None:
-    assert zsh_tab("nvmemd-query ").offered == SUBCOMMANDS
+def test_zsh_subcommands_options_and_help(zsh_tab: Complete) -> None:
+    t = zsh_tab("nvmemd-query ")
+    assert t.offered == SUBCOMMANDS
+    assert "hexdump a provider's raw bytes" in t.terminal
+    assert "the kernel's cells/ directories (6.8+)" in t.terminal
+    assert "show program's version number" in zsh_tab("nvmemd-query --ver").terminal
     assert zsh_tab("nvmemd-query ce").line == "nvmemd-query cells "
     assert zsh_tab("nvmemd-query get --fo").line == "nvmemd-query get --format="
     assert set(zsh_tab("nvmemd-query get x --format u").offered) == {"u8", "u16", "u32", "u64"}
@@ -343,6 +347,11 @@ def test_fish_completion(fish: Callable[..., list[str]], demo_board_sysroot: Pat
     assert "--format" in fish("nvmemd-query get --json -v --f")
     assert fish("nvmemd-query cells ", demo) == DEMO_PROVIDERS
     assert "board-eeprom1/serial-number" in fish("nvmemd-query get board-eeprom1/", demo)
+    described = fish("nvmemd-query ", descriptions=True)
+    assert "dump\thexdump a provider's raw bytes" in described
+    assert "verify\tcompare with the kernel's cells/ directories (6.8+)" in described
+    assert "--version\tshow program's version number and exit" in fish("nvmemd-query --v",
+                                                                          descriptions=True)
     assert fish(f"nvmemd-query --sysroot={demo} --json get board-eeprom1/s") == [
         "board-eeprom1/serial-number"]
     home: Path = fish.home  # type: ignore[attr-defined]

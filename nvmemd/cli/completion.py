@@ -45,9 +45,24 @@ class Command:
     most: int | None = 1  # how many it takes at most (None: any number)
 
 
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else " " for c in text).strip()
+
+
 def _short_help(action: argparse.Action) -> str:
-    text = (action.help or "").split(" (")[0].split(": ")[0].split("; ")[0]
-    return "".join(c for c in text if c.isalnum() or c in " ,./-+").strip()
+    """The help of *action* up to its first parenthesis, colon or semicolon."""
+    text = argparse.HelpFormatter(PROG)._expand_help(action) if action.help else ""
+    return _printable(text.split(" (")[0].split(": ")[0].split("; ")[0])
+
+
+def sh_quote(text: str) -> str:
+    """*text* as one single-quoted bash or zsh word."""
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+def fish_quote(text: str) -> str:
+    """*text* as one single-quoted fish word."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _options(parser: argparse.ArgumentParser) -> list[Option]:
@@ -457,7 +472,8 @@ def _zsh_spec(o: Option) -> list[str]:
     for n in o.names:
         eq = "=" if o.takes_value and n.startswith("--") else ""
         repeat = "*" if n in ("-v", "--verbose") else ""
-        specs.append(f"'{repeat}{n}{eq}[{o.help}]{action}'")
+        described = o.help.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]")
+        specs.append(sh_quote(f"{repeat}{n}{eq}[{described}]{action}"))
     return specs
 
 
@@ -485,7 +501,7 @@ def zsh(parser: argparse.ArgumentParser | None = None) -> str:
             "    command)",
             "      local -a commands",
             "      commands=("]
-    out += [f"        '{c.name}:{_short_help_text(c.help)}'" for c in commands]
+    out += [f"        {sh_quote(c.name + ':' + _printable(c.help))}" for c in commands]
     out += ["      )",
             "      _describe -t commands command commands && ret=0 ;;",
             "    argument)",
@@ -501,10 +517,6 @@ def zsh(parser: argparse.ArgumentParser | None = None) -> str:
         out.append("            && ret=0 ;;")
     out += ["      esac ;;", "  esac", "  return ret", "}", "", '_nvmemd_query "$@"', ""]
     return "\n".join(out)
-
-
-def _short_help_text(text: str) -> str:
-    return "".join(c for c in text if c.isalnum() or c in " ,./-+()").strip()
 
 
 # --- fish ---------------------------------------------------------------------------
@@ -661,7 +673,7 @@ def fish(parser: argparse.ArgumentParser | None = None) -> str:
     ]
     for c in commands:
         out.append(f"complete -c {PROG} -n '__nvmemd_query_using \"\"' "
-                   f"-a {c.name} -d '{_short_help_text(c.help)}'")
+                   f"-a {c.name} -d {fish_quote(_printable(c.help))}")
 
     def values(kind: str | None) -> str:
         if kind == "dir":
@@ -680,7 +692,7 @@ def fish(parser: argparse.ArgumentParser | None = None) -> str:
             parts.append(f"-l {n[2:]}" if n.startswith("--") else f"-s {n[1:]}")
         if o.takes_value:
             parts.append(f"-x -a '{' '.join(o.choices)}'" if o.choices else values(o.kind))
-        parts.append(f"-d '{o.help}'")
+        parts.append(f"-d {fish_quote(o.help)}")
         return " ".join(parts)
 
     # the global options, before and after the subcommand (--version only before it)
