@@ -58,8 +58,9 @@ PS1='tab-prompt$ '
 """
 
 ZSH_RC = r"""
-fpath=("$TAB_FPATH" $fpath)
+[[ -n $TAB_FPATH ]] && fpath=("$TAB_FPATH" $fpath)
 autoload -Uz compinit && compinit -u -D
+[[ -z $TAB_FPATH ]] && source "$TAB_SCRIPT"
 LISTMAX=100000
 compadd() {
     # calls that only ask what matches (-O, -A, -D) are the completion system's own
@@ -110,9 +111,12 @@ def _drive(argv: list[str], env: dict[str, str], keys: bytes, done: Path, cwd: P
 
 
 def tab(shell: str, script: Path, line: str, env: dict[str, str], tmp: Path,
-        cwd: Path | None = None, timeout: float = 60) -> Tab:
+        cwd: Path | None = None, timeout: float = 60, source: bool = False) -> Tab:
     """Type *line* in an interactive *shell* ("bash" or "zsh") with the completion
-    *script* installed, press Tab once, and report the line and the offers."""
+    *script* installed, press Tab once, and report the line and the offers.
+
+    bash sources the script; zsh finds it on $fpath as ``_nvmemd-query`` (as the
+    package installs it), or sources it after compinit (*source*)."""
     tmp.mkdir(parents=True, exist_ok=True)
     done, offered = tmp / "line", tmp / "offered"
     for f in (done, offered):
@@ -124,11 +128,13 @@ def tab(shell: str, script: Path, line: str, env: dict[str, str], tmp: Path,
         rc.write_text(BASH_RC)
         argv = ["bash", "--noprofile", "--rcfile", str(rc), "-i"]
     else:
-        fpath = tmp / "fpath"
-        fpath.mkdir(exist_ok=True)
-        (fpath / "_nvmemd-query").write_text(script.read_text())
         (tmp / ".zshrc").write_text(ZSH_RC)
-        env.update(ZDOTDIR=str(tmp), TAB_FPATH=str(fpath))
+        env.update(ZDOTDIR=str(tmp))
+        if not source:
+            fpath = tmp / "fpath"
+            fpath.mkdir(exist_ok=True)
+            (fpath / "_nvmemd-query").write_text(script.read_text())
+            env.update(TAB_FPATH=str(fpath))
         argv = ["zsh", "-d", "-i"]  # no global rc files but /etc/zsh/zshenv
     terminal = _drive(argv, env, line.encode() + b"\t" + DUMP_KEY, done, cwd or tmp,
                       timeout)
@@ -137,16 +143,18 @@ def tab(shell: str, script: Path, line: str, env: dict[str, str], tmp: Path,
 
 
 def fish_complete(script: Path, line: str, env: dict[str, str], tmp: Path,
-                  cwd: Path | None = None, descriptions: bool = False) -> list[str]:
+                  cwd: Path | None = None, descriptions: bool = False,
+                  source: bool = False) -> list[str]:
     """fish's own completion engine on *line* (``complete -C``), the script found
-    where fish looks for vendor completions; the candidates (with their descriptions
-    after a tab: *descriptions*)."""
+    where fish looks for vendor completions (or sourced: *source*); the candidates
+    (with their descriptions after a tab: *descriptions*)."""
     tmp.mkdir(parents=True, exist_ok=True)
     comp = tmp / "fish-completions"
     comp.mkdir(exist_ok=True)
     (comp / "nvmemd-query.fish").write_text(script.read_text())
-    code = (f"set -p fish_complete_path {shlex.quote(str(comp))}; "
-            f"complete -C {shlex.quote(line)}")
+    load = (f"source {shlex.quote(str(script))}" if source
+            else f"set -p fish_complete_path {shlex.quote(str(comp))}")
+    code = f"{load}; complete -C {shlex.quote(line)}"
     env = dict(env, XDG_CONFIG_HOME=str(tmp / "xdg-config"),
                XDG_DATA_HOME=str(tmp / "xdg-data"))
     proc = subprocess.run(["fish", "--no-config", "-c", code], capture_output=True,

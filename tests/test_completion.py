@@ -90,12 +90,13 @@ Complete = Callable[..., Tab]
 def _tab_fixture(shell: str) -> Callable[..., Complete]:
     def make(scripts: dict[str, Path], tmp_path: Path) -> Complete:
         home = tmp_path / "home"
-        home.mkdir()
+        home.mkdir(exist_ok=True)
         n = iter(range(1000))
 
-        def complete(line: str, sysroot: Path | None = None, cwd: Path | None = None) -> Tab:
+        def complete(line: str, sysroot: Path | None = None, cwd: Path | None = None,
+                     source: bool = False) -> Tab:
             t = tab(shell, scripts[shell], line, _env(sysroot, home), tmp_path / f"t{next(n)}",
-                    cwd=cwd)
+                    cwd=cwd, source=source)
             # nothing on the terminal but the line and the shell's own listing
             assert "nvmemd-query:" not in t.terminal and "command not found" not in t.terminal \
                 and "Traceback" not in t.terminal and f"{shell}:" not in t.terminal, t.terminal
@@ -112,13 +113,12 @@ zsh_tab = pytest.fixture(_tab_fixture("zsh"), name="zsh_tab")
 @pytest.fixture
 def fish(scripts: dict[str, Path], tmp_path: Path) -> Callable[..., list[str]]:
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)
 
-    def complete(line: str, sysroot: Path | None = None, descriptions: bool = False
-                 ) -> list[str]:
-        out = fish_complete(scripts["fish"], line, _env(sysroot, home), tmp_path / "fish",
-                            descriptions=descriptions)
-        return out
+    def complete(line: str, sysroot: Path | None = None, descriptions: bool = False,
+                 source: bool = False) -> list[str]:
+        return fish_complete(scripts["fish"], line, _env(sysroot, home), tmp_path / "fish",
+                             descriptions=descriptions, source=source)
     complete.home = home  # type: ignore[attr-defined]
     return complete
 
@@ -369,3 +369,17 @@ def test_fish_completion(fish: Callable[..., list[str]], demo_board_sysroot: Pat
     assert fish("nvmemd-query get --consumer fec ", odd_board) == ["mac-address",
                                                                    "serial number"]
     assert "u-boot-env0/boot args" in fish("nvmemd-query get u-boot-env0/", odd_board)
+
+
+def test_loaded_from_a_source_checkout(bash_tab: Complete, zsh_tab: Complete,
+                                       fish: Callable[..., list[str]],
+                                       demo_board_sysroot: Path) -> None:
+    """As the README says: the script sourced (zsh: after compinit; fish: piped to source)."""
+    demo = demo_board_sysroot
+    serial = "nvmemd-query get board-eeprom1/serial-number "
+    assert bash_tab("nvmemd-query get board-eeprom1/s", demo).line == serial
+    if shutil.which("zsh"):
+        assert zsh_tab("nvmemd-query get board-eeprom1/s", demo, source=True).line == serial
+    if shutil.which("fish"):
+        assert fish("nvmemd-query get board-eeprom1/s", demo, source=True) == [
+            "board-eeprom1/serial-number"]

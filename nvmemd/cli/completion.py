@@ -515,7 +515,14 @@ def zsh(parser: argparse.ArgumentParser | None = None) -> str:
         out.append(f"        {c.name}) _arguments \\")
         out += [f"            {s} \\" for s in specs]
         out.append("            && ret=0 ;;")
-    out += ["      esac ;;", "  esac", "  return ret", "}", "", '_nvmemd_query "$@"', ""]
+    out += ["      esac ;;", "  esac", "  return ret", "}", "",
+            f"# autoloaded by compinit (as _{PROG} on $fpath): complete; sourced: register",
+            f"if [[ $funcstack[1] == _{PROG} ]]; then",
+            '  _nvmemd_query "$@"',
+            "else",
+            f"  compdef _nvmemd_query {PROG}",
+            "fi",
+            ""]
     return "\n".join(out)
 
 
