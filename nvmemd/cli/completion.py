@@ -4,9 +4,18 @@
 Debian package builds them at build time (debian/rules), so subcommands,
 options and choices always match :func:`nvmemd.cli.main.build_parser`.
 Provider and cell names come from the running system: the scripts call
-``nvmemd-query providers --names`` / ``cells --names`` (errors silenced),
+``nvmemd-query providers --names`` / ``cells [P] --names`` (errors silenced),
 passing on ``--sysroot``, ``--config``, ``--direct``, ``--address`` and
-``--session`` from the command line being completed.
+``--session`` from the command line being completed, before or after the
+subcommand (unquoted, a leading ``~`` expanded as the shell will). After
+``--provider P`` the cells are P's; after ``--consumer``/``--netdev`` they are
+the consumer's ``nvmem-cell-names``, read from the device tree under the
+sysroot when it can be found there (a path or a label; else all cells).
+
+bash needs no bash-completion helpers: it rejoins the words readline split at
+COMP_WORDBREAKS characters (``--opt=VALUE``, ``PROVIDER:NAME``) from COMP_LINE
+and lets readline quote names and directories (``-o filenames``).
+tests/test_completion.py presses Tab in the real shells.
 """
 
 from __future__ import annotations
