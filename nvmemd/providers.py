@@ -15,7 +15,7 @@ from .devicetree import DeviceTree
 from .errors import SysrootError, error_from_os
 from .logs import get_logger
 from .model import Provider, is_mtd_otp_name
-from .sysroot import NOT_RECORDED, Sysroot
+from .sysroot import Sysroot
 
 log = get_logger(__name__)
 
@@ -83,9 +83,9 @@ def read_provider(sysroot: Sysroot, tree: DeviceTree, name: str) -> Provider:
     if not stat.S_ISREG(st.st_mode):
         raise OSError(f"{sys_path}/nvmem is not a regular file")
     size = st.st_size
-    if not size:  # a snapshot's root-only provider keeps its real size beside it
-        recorded = sysroot.read_text(f"{sys_path}/{NOT_RECORDED}")
-        size = int(recorded) if recorded and recorded.strip().isdigit() else 0
+    marker = sysroot.not_recorded(sys_path)  # a snapshot that kept less keeps the real size
+    if marker is not None:
+        size = max(size, marker[0])
     force_ro_text = sysroot.read_text(sys_path + "/force_ro")
     force_ro = None if force_ro_text is None else force_ro_text.strip() in ("1", "Y", "y")
 

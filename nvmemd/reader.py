@@ -16,7 +16,7 @@ import stat
 
 from .errors import AccessDeniedError, ProviderGoneError, ProviderIOError
 from .model import Access
-from .sysroot import NOT_RECORDED, Sysroot
+from .sysroot import Sysroot
 
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE})
 _DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
@@ -66,10 +66,11 @@ def read_range(
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise ProviderIOError(f"{provider_name}: nvmem is not a regular file")
-        if not st.st_size and length and sysroot.exists(nvmem_path.rsplit("/", 1)[0] + "/"
-                                                        + NOT_RECORDED):
-            raise ProviderIOError(f"{provider_name}: not recorded (root-only; the snapshot "
-                                  "was taken without --include-protected)")
+        if length and offset + length > st.st_size:
+            marker = sysroot.not_recorded(nvmem_path.rsplit("/", 1)[0])
+            if marker is not None:
+                where = f"bytes from {st.st_size:#x} " if st.st_size else ""
+                raise ProviderIOError(f"{provider_name}: {where}not recorded ({marker[1]})")
         try:
             if access is not None and (access.stride > 1 or access.word_size > 1):
                 return _aligned_read(fd, offset, length, max(access.stride, access.word_size))

@@ -160,9 +160,11 @@ class Registry:
         """The size of the provider's nvmem file now: it may have changed since the
         scan (the rescan that follows a udev 'change' event catches up)."""
         try:
-            return self.sysroot.stat_file(entry.provider.nvmem_path).st_size
+            size = self.sysroot.stat_file(entry.provider.nvmem_path).st_size
         except OSError:
             return entry.provider.size
+        marker = self.sysroot.not_recorded(entry.provider.nvmem_path.rsplit("/", 1)[0])
+        return size if marker is None else max(size, marker[0])
 
     def read_provider(self, entry: ProviderEntry, offset: int, length: int) -> bytes:
         p = entry.provider

@@ -11,9 +11,11 @@ recordings in tests/fixtures/realkernel use), so a bug report replays with
 The kernel's ``cells/`` directories are not copied into the sysroot (nvmemd
 would otherwise be compared with itself).  Contents of root-only providers
 are recorded only with ``--include-protected``; without it their ``nvmem``
-files are present but empty, ``info.json`` lists them, and a file
-``nvmemd-not-recorded`` beside each holds its real size: a replay shows the
-provider's size and says "not recorded" for its values.
+files are present but empty and ``info.json`` lists them.  Wherever an
+``nvmem`` holds less than the provider had (root-only, cut at
+``--max-provider-bytes``, unreadable when the snapshot was taken), a file
+``nvmemd-not-recorded`` beside it holds the real size and why: a replay shows
+the provider's size and says "not recorded (why)" for the bytes it lacks.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Any, BinaryIO
 from . import __version__
 from .errors import OutputError, SysrootError, os_reason
 from .providers import NVMEM_BUS, list_provider_names
-from .sysroot import NOT_RECORDED, Sysroot
+from .sysroot import NOT_RECORDED, NOT_RECORDED_DEFAULT_WHY, Sysroot
 
 META_DIR = "nvmemd-snapshot"
 #: Providers larger than this are cut (bug reports, not backups).
@@ -160,7 +162,7 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
     except OSError as e:  # a provider directory that is gone, or may not be listed
         raise w.sysroot.named(e, sys_path) from None
     for entry in entries:
-        if entry in _SKIP_IN_DEVICE:
+        if entry in _SKIP_IN_DEVICE or entry == NOT_RECORDED:  # the marker: written anew
             continue
         path = f"{sys_path}/{entry}"
         if entry == "nvmem":
@@ -172,24 +174,39 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
                 w.copy(path)
                 continue
             mode = stat.S_IMODE(st.st_mode)
+            # a snapshot of a snapshot: the provider's real size, and why bytes are missing
+            earlier = w.sysroot.not_recorded(sys_path)
+            size = max(st.st_size, earlier[0]) if earlier else st.st_size
             if not mode & 0o044 and not include_protected:
                 info.protected_omitted.append(name)
-                w.data(path, b"", mode)
-                marker = w.sysroot.read_text(f"{sys_path}/{NOT_RECORDED}")  # a replay's
-                size = marker.strip() if marker and not st.st_size else str(st.st_size)
-                w.data(f"{sys_path}/{NOT_RECORDED}", f"{size}\n".encode())
+                _not_recorded(w, sys_path, mode, b"", size, NOT_RECORDED_DEFAULT_WHY)
                 continue
             try:
                 data = w.sysroot.read_file(path, max_bytes)
             except OSError as e:
                 info.unreadable.append(f"{name}: {_why(e)}")
-                w.data(path, b"", mode)
+                _not_recorded(w, sys_path, mode, b"", size,
+                              f"the snapshot could not read it: {_why(e)}")
                 continue
-            if st.st_size > max_bytes:
-                info.truncated.append(f"{name}: first {max_bytes} of {st.st_size} bytes")
+            if len(data) < size:
+                if st.st_size > max_bytes:
+                    info.truncated.append(f"{name}: first {max_bytes} of {st.st_size} bytes")
+                why = (f"the snapshot kept the first {len(data)} bytes (--max-provider-bytes)"
+                       if earlier is None or len(data) < st.st_size else earlier[1])
+                _not_recorded(w, sys_path, mode, data, size, why)
+                continue
             w.data(path, data, mode)
         elif (host / entry).is_symlink() or (host / entry).is_file():
             w.copy(path)
+
+
+def _not_recorded(w: _Writer, sys_path: str, mode: int, data: bytes, size: int,
+                  why: str) -> None:
+    """The provider's nvmem holds *data*, less than its *size* bytes: the marker beside it
+    (sysroot.NOT_RECORDED) keeps the size, so a replay shows it, and says *why* for the
+    bytes it does not have."""
+    w.data(f"{sys_path}/nvmem", data, mode)
+    w.data(f"{sys_path}/{NOT_RECORDED}", f"{size}\n{why}\n".encode())
 
 
 def _ancestors(w: _Writer, sys_path: str) -> None:

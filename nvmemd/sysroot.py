@@ -27,9 +27,13 @@ READ_CHUNK = 64 * 1024
 
 DEFAULT_SYSROOT = "/"
 SYSROOT_ENV = "NVMEMD_SYSROOT"
-#: In a snapshot's provider directory (never in sysfs): the contents of this root-only
-#: provider were not recorded (no --include-protected); the file holds its real size.
+#: In a snapshot's provider directory (never in sysfs): the provider's nvmem holds less
+#: than the provider had (nothing of a root-only one without --include-protected, the
+#: first --max-provider-bytes of a large one, nothing of one that could not be read).
+#: Its first line is the real size, the second why the rest is missing.
 NOT_RECORDED = "nvmemd-not-recorded"
+#: Why, in a marker of a snapshot that had only the size line.
+NOT_RECORDED_DEFAULT_WHY = "root-only; the snapshot was taken without --include-protected"
 #: Where the providers are (providers.NVMEM_BUS), checked by Sysroot.validate().
 _NVMEM_BUS_DIR = "/sys/bus/nvmem"
 _NVMEM_DEVICES = "/sys/bus/nvmem/devices"
@@ -251,6 +255,17 @@ class Sysroot:
             return self.read_bytes(path).decode("utf-8", "replace").rstrip("\n")
         except (OSError, SysrootError):
             return None
+
+    def not_recorded(self, provider_dir: str) -> tuple[int, str] | None:
+        """A snapshot's marker in *provider_dir* (:data:`NOT_RECORDED`): the provider's
+        real size and why its nvmem holds less; None in sysfs (or a full recording)."""
+        text = self.read_text(f"{provider_dir}/{NOT_RECORDED}")
+        if text is None:
+            return None
+        size, _, why = text.partition("\n")
+        if not size.strip().isdigit():
+            return None
+        return int(size), why.strip() or NOT_RECORDED_DEFAULT_WHY
 
     def exists(self, path: str) -> bool:
         try:

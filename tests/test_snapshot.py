@@ -217,3 +217,94 @@ def test_snapshot_through_a_link_keeps_the_link(demo_board_sysroot: Path,
     query(demo_board_sysroot, "snapshot", str(link))
     assert link.is_symlink() and tarfile.is_tarfile(tmp_path / "real/board.tar.gz")
     assert sorted(p.name for p in (tmp_path / "real").iterdir()) == ["board.tar.gz"]
+
+
+# --- what a snapshot could not keep: the provider's size stays, its bytes say why ----------
+
+
+def _snapshot_and_unpack(demo: Path, tmp: Path, *args: str, as_nobody: bool = False) -> Path:
+    out = Path(tempfile.mkdtemp(prefix="nvmemd-snap-", dir=tmp))
+    out.chmod(0o777)  # nobody writes the archive here
+    run = query_as_nobody if as_nobody else query
+    proc = run(demo, "snapshot", *args, str(out / "snap.tar.gz"))
+    assert proc.returncode == 0, proc.stderr
+    replay = out / "replay"
+    replay.mkdir()
+    subprocess.run(["tar", "-x", "-f", str(out / "snap.tar.gz"), "-C", str(replay)], check=True)
+    return replay
+
+
+def _sizes(root: Path) -> dict[str, int]:
+    return {p["name"]: p["size"] for p in json.loads(query(root, "providers", "--json").stdout)}
+
+
+def test_snapshot_by_a_user_who_cannot_read_a_provider(demo_copy: Path, tmp_path: Path) -> None:
+    """--include-protected as nobody: the root-only providers cannot be read; the replay
+    keeps their size and says why their cells have no value (was: SIZE 0, "extends past
+    the end of the provider (0 bytes)")."""
+    tmp = Path(tempfile.mkdtemp(prefix="nvmemd-"))
+    tmp.chmod(0o755)
+    try:
+        replay = _snapshot_and_unpack(demo_copy, tmp, "--include-protected", as_nobody=True)
+        assert _sizes(replay) == _sizes(demo_copy)
+        proc = query(replay, "get", "board-eeprom1/serial-number", check=False)
+        assert proc.returncode == 5
+        message = proc.stderr.decode()
+        assert message.startswith("nvmemd-query: board-eeprom1: not recorded (the snapshot "
+                                  "could not read it: /sys/devices/"), message
+        assert message.endswith("/board-eeprom1/nvmem: permission denied)\n"), message
+        # what nobody could read is there, byte for byte
+        assert query(replay, "get", "imx-ocotp0/unique-id").stdout == \
+            query(demo_copy, "get", "imx-ocotp0/unique-id").stdout
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_snapshot_cut_at_max_provider_bytes_keeps_the_size(demo_copy: Path,
+                                                           tmp_path: Path) -> None:
+    replay = _snapshot_and_unpack(demo_copy, tmp_path, "--include-protected",
+                                  "--max-provider-bytes", "64")
+    assert _sizes(replay) == _sizes(demo_copy)
+    # a cell inside the first 64 bytes reads as on the board; one past them says why
+    assert query(replay, "get", "board-eeprom1/serial-number").stdout == \
+        query(demo_copy, "get", "board-eeprom1/serial-number").stdout
+    proc = query(replay, "get", "board-eeprom1/mac-address", check=False)
+    assert proc.returncode == 5
+    assert proc.stderr.decode() == (
+        "nvmemd-query: board-eeprom1: bytes from 0x40 not recorded (the snapshot kept the "
+        "first 64 bytes (--max-provider-bytes))\n")
+    # a snapshot of the replay keeps the real size and the reason
+    again = _snapshot_and_unpack(replay, tmp_path, "--include-protected")
+    assert _sizes(again) == _sizes(demo_copy)
+    assert query(again, "get", "board-eeprom1/mac-address", check=False).stderr == proc.stderr
+
+
+def test_dump_of_what_a_snapshot_did_not_record(demo_copy: Path, tmp_path: Path) -> None:
+    """dump says "not recorded" too (was: an empty dump, exit 0, or "offset past the end
+    (0 bytes)")."""
+    replay = _snapshot_and_unpack(demo_copy, tmp_path)
+    for args in (("dump", "board-eeprom1"), ("dump", "board-eeprom1", "--offset", "16",
+                                             "--length", "16")):
+        proc = query(replay, *args, check=False)
+        assert proc.returncode == 5, (args, proc.stdout)
+        assert proc.stderr.decode() == ("nvmemd-query: board-eeprom1: not recorded (root-only; "
+                                        "the snapshot was taken without --include-protected)\n")
+    assert query(replay, "dump", "imx-ocotp0", "--length", "16").stdout == \
+        query(demo_copy, "dump", "imx-ocotp0", "--length", "16").stdout
+
+
+def test_snapshot_to_a_terminal_is_refused(demo_copy: Path) -> None:
+    """As gzip refuses to: compressed bytes on a terminal are no use to anyone."""
+    import os
+    import sys
+
+    controller, terminal = os.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "nvmemd.cli", "--sysroot", str(demo_copy),
+                               "snapshot", "-"], stdout=terminal, stderr=subprocess.PIPE,
+                              timeout=60)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert proc.returncode == 2
+    assert b"standard output is a terminal" in proc.stderr

@@ -8,12 +8,13 @@ pyudev nor dbus-fast.  Each subcommand is one ``cmd_*`` function of
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 from .. import __version__
-from ..errors import NotFoundError, ProviderGoneError, ProviderIOError
+from ..errors import InvalidArgumentError, NotFoundError, ProviderGoneError, ProviderIOError
 from ..macaddr import MAC_MODES
 from ..specs import did_you_mean
 from .common import (  # noqa: F401  (exit codes and helpers: nvmemd.cli.main's names too)
@@ -415,6 +416,9 @@ def cmd_snapshot(args: argparse.Namespace, out: BinaryIO) -> int:
     if warning:
         _warn(warning)
     if args.output == "-":
+        if os.isatty(sys.stdout.fileno()):  # as gzip does: compressed bytes are no text
+            raise InvalidArgumentError("snapshot -: standard output is a terminal; redirect "
+                                       "it (snapshot - > board.tar.gz) or name a file")
         info = take_snapshot(root, out, args.include_protected, args.max_provider_bytes)
         report = sys.stderr.buffer
     else:
