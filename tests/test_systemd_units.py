@@ -108,6 +108,8 @@ def test_daemon_unit_service_settings() -> None:
     assert one(unit, "Service", "BusName") == BUS_NAME
     assert one(unit, "Service", "ExecStart") == "/usr/bin/nvmemd"
     assert one(unit, "Service", "Restart") == "on-failure"
+    # the start-up errors that a restart cannot mend (nvmemd(8) EXIT STATUS)
+    assert one(unit, "Service", "RestartPreventExitStatus").split() == ["2", "4"]
     assert one(unit, "Service", "WatchdogSec") == "3min"
     assert "-HUP" in one(unit, "Service", "ExecReload")  # SIGHUP reloads the configuration
 
