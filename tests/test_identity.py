@@ -15,7 +15,7 @@ from nvmemd.registry import scan
 from nvmemd.sysroot import Sysroot
 
 from .conftest import StartDaemon
-from .dbus_fixtures import direct_query
+from .dbus_fixtures import Daemon, direct_query
 from .sysroots import break_sysroot, query_as_nobody
 
 REALKERNEL = Path(__file__).resolve().parent / "fixtures" / "realkernel"
@@ -75,14 +75,19 @@ def test_real_kernel_sysroots(tmp_path: Path, case: str, field: str, value: str,
     assert ident[field] == {"value": value, "source": source}
 
 
-@pytest.mark.integration
-def test_cli_direct_and_dbus_are_identical(start_daemon: StartDaemon, demo_copy: Path) -> None:
-    daemon = start_daemon(["--sysroot", str(demo_copy)])
+def assert_direct_and_bus_identical(daemon: Daemon, board: Path) -> None:
+    """`identity` and `identity --json` print the same directly and through *daemon*."""
     for args in (["identity", "--json"], ["identity"]):
-        direct = direct_query(demo_copy, *args)
+        direct = direct_query(board, *args)
         over_bus = daemon.query(*args)
         assert direct.returncode == over_bus.returncode == 0, over_bus.stderr
         assert direct.stdout == over_bus.stdout
+
+
+@pytest.mark.integration
+def test_cli_direct_and_dbus_are_identical(start_daemon: StartDaemon, demo_copy: Path) -> None:
+    daemon = start_daemon(["--sysroot", str(demo_copy)])
+    assert_direct_and_bus_identical(daemon, demo_copy)
     nobody = json.loads(daemon.query("identity", "--json", nobody=True).stdout)
     assert nobody["serial_number"]["source"] == "u-boot-env0:serial#@41,0"
     assert "board-eeprom1:serial-number@0,0" in nobody["protected"]
@@ -151,11 +156,7 @@ def test_invalid_macs_direct_and_dbus_are_identical(start_daemon: StartDaemon,
     _multicast_ocotp_mac(demo_copy)
     _poke(demo_copy, "mtd2", 0x30, b"01:02:03:04:05:06")
     daemon = start_daemon(["--sysroot", str(demo_copy)])
-    for args in (["identity", "--json"], ["identity"]):
-        direct = direct_query(demo_copy, *args)
-        over_bus = daemon.query(*args)
-        assert direct.returncode == over_bus.returncode == 0, over_bus.stderr
-        assert direct.stdout == over_bus.stdout
+    assert_direct_and_bus_identical(daemon, demo_copy)
     text = direct_query(demo_copy, "identity").stdout.decode()
     assert not text.startswith("eth0:") and "\neth0:" not in text
     assert "error: eth0: imx-ocotp0:mac-address@90,0: 01:00:00:00:00:02 is a multicast" in text

@@ -33,7 +33,7 @@ def main() -> int:
     show("--direct", "providers")
     show("--direct", "cells")
     show("--direct", "get", "mac-address", "--provider", "imx-ocotp0", "--format", "mac")
-    show("--direct", "get", "board-eeprom1:serial-number", "--format", "string")
+    show("--direct", "get", "board-eeprom1/serial-number", "--format", "string")
     show("--direct", "get", "&wifi_mac", "--format", "mac")
     show("--direct", "get", "hw-revision", "--format", "u8")
     show("--direct", "dump", "mtd1", "--length", "32")
@@ -41,7 +41,7 @@ def main() -> int:
     show("--direct", "get", "--netdev", "eth0", "mac-address", "--format", "mac")
     show("--direct", "get", "--consumer", "/soc@0/ethernet@30bf0000", "mac-address",
          "--format", "mac")
-    show("--direct", "get", "u-boot-env0:ethaddr", "--format", "mac", "--index", "2")
+    show("--direct", "get", "u-boot-env0/ethaddr", "--format", "mac", "--index", "2")
     show("--direct", "get", "base-mac", "--format", "mac", "--index", "1")
     return on_dbus()
 
@@ -111,10 +111,10 @@ def on_dbus() -> int:
                  "org.nvmemd.Nvmem1.Cell Read",
                  [*busctl, "call", NVMEMD_NAME, cell, "org.nvmemd.Nvmem1.Cell", "Read"])
             _run(f"busctl --address={short} call {NVMEMD_NAME} /org/nvmemd/Nvmem1 "
-                 "org.nvmemd.Nvmem1.Manager ReadCellByName s board-eeprom1:serial-number",
+                 "org.nvmemd.Nvmem1.Manager ReadCellByName s board-eeprom1/serial-number",
                  [*busctl, "call", NVMEMD_NAME, "/org/nvmemd/Nvmem1",
                   "org.nvmemd.Nvmem1.Manager", "ReadCellByName", "s",
-                  "board-eeprom1:serial-number"])
+                  "board-eeprom1/serial-number"])
         finally:
             if daemon is not None:
                 daemon.terminate()
