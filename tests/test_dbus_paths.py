@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -24,7 +25,9 @@ CASES = [
     ("ABC019", "ABC019"),
     ("mac-address@90,0", "mac_2daddress_4090_2c0"),
     ("a_b", "a_5fb"),
-    ("0-00512", "0_2d00512"),
+    ("0-00512", "_30_2d00512"),
+    ("9", "_39"),
+    ("a9", "a9"),
     ("a.b/c", "a_2eb_2fc"),
     ("ü", "_c3_bc"),
     (" ", "_20"),
@@ -35,6 +38,43 @@ CASES = [
 def test_escape_matches_systemd(label: str, escaped: str) -> None:
     assert escape_label(label) == escaped
     assert unescape_label(escaped) == label
+
+
+def _sd_bus_path_encode() -> Any:
+    """libsystemd's own sd_bus_path_encode(prefix, label, &path), through ctypes."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("systemd")
+    assert name, "libsystemd0 is missing (it comes with systemd, .ci/apt-packages.txt)"
+    lib = ctypes.CDLL(name)
+    encode = lib.sd_bus_path_encode
+    encode.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    libc = ctypes.CDLL(None)
+
+    def call(label: bytes) -> str:
+        out = ctypes.c_void_p()
+        assert encode(b"/p", label, ctypes.byref(out)) == 0
+        try:
+            return ctypes.string_at(out.value).decode().removeprefix("/p/")
+        finally:
+            libc.free(out)
+
+    return call
+
+
+SD_BUS_PATH_ENCODE = _sd_bus_path_encode()
+
+
+@pytest.mark.parametrize(("label", "escaped"), CASES)
+def test_cases_are_what_libsystemd_gives(label: str, escaped: str) -> None:
+    assert SD_BUS_PATH_ENCODE(label.encode()) == escaped
+
+
+@given(st.text().filter(lambda t: "\0" not in t))
+def test_escape_is_sd_bus_path_encode(label: str) -> None:
+    """Any name a provider or cell may have (no NUL: a C string) escapes as sd-bus does."""
+    assert escape_label(label) == SD_BUS_PATH_ENCODE(label.encode("utf-8", "surrogateescape"))
 
 
 @given(st.text())
@@ -53,5 +93,6 @@ def test_paths() -> None:
     assert provider_path("imx-ocotp0") == ROOT_PATH + "/providers/imx_2docotp0"
     assert cell_path("imx-ocotp0", "mac-address@90,0") == (
         ROOT_PATH + "/providers/imx_2docotp0/cells/mac_2daddress_4090_2c0")
+    assert provider_path("0-00512") == ROOT_PATH + "/providers/_30_2d00512"
     assert provider_of_path(cell_path("0-00512", "x@0,0")) == "0-00512"
     assert provider_of_path(ROOT_PATH) is None

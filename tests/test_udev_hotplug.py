@@ -29,7 +29,7 @@ from .dbus_fixtures import CLIENTS, ROOT, SYS_PYTHON, TIMEOUT, Daemon, managed_o
 pytestmark = pytest.mark.integration
 
 PROVIDER_DIR = "/devices/platform/soc/i2c-0/0-0050/0-00500"
-PROVIDER_PATH = ROOT + "/providers/0_2d00500"
+PROVIDER_PATH = ROOT + "/providers/_30_2d00500"
 NODE = "/soc/eeprom@50"
 IMAGE = bytes.fromhex("4e5644303031") + bytes(250)
 
@@ -171,7 +171,7 @@ def test_coldplug_add_change_bind_remove(start_daemon: StartDaemon, kernel: Kern
     fixed_layout(kernel, "/soc/eeprom@51", {"serial": (0, 6)})
     kernel.add_provider("/devices/platform/soc/i2c-0/0-0051/0-00510", "/soc/eeprom@51")
     daemon = start_udev_daemon(start_daemon, kernel, config)
-    cold = ROOT + "/providers/0_2d00510/cells/serial_400_2c0"
+    cold = ROOT + "/providers/_30_2d00510/cells/serial_400_2c0"
     wait_objects(daemon, {cold})
     (value,) = daemon.call(cold, "org.nvmemd.Nvmem1.Cell", "Read")
     assert bytes(value) == IMAGE[:6]

@@ -1,8 +1,10 @@
 """Object paths of the D-Bus API, escaped like systemd's ``sd_bus_path_encode()``.
 
-``bus_label_escape()`` (``src/basic/bus-label.c``) keeps ``[A-Za-z0-9]`` and
-writes every other byte of the UTF-8 encoding as ``_`` plus two lowercase hex
-digits; the empty string becomes ``_``.  The functions here are pure, so they
+``bus_label_escape()`` (``src/basic/bus-label.c``) keeps ``[A-Za-z0-9]``, except a
+digit in first place, and writes every other byte of the UTF-8 encoding as ``_``
+plus two lowercase hex digits; the empty string becomes ``_``.  So ``0-00512``
+(an at24 EEPROM's name) is ``_30_2d00512``, as a client that builds the path with
+``sd_bus_path_encode()`` expects.  The functions here are pure, so they
 are tested without a bus.
 """
 
@@ -13,6 +15,7 @@ from typing import Final
 from .names import PROVIDERS_PATH
 
 _KEEP: Final = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_DIGITS: Final = frozenset(b"0123456789")
 _HEX: Final = "0123456789abcdef"
 
 
@@ -21,8 +24,8 @@ def escape_label(label: str) -> str:
     if not label:
         return "_"
     out: list[str] = []
-    for byte in label.encode("utf-8", "surrogateescape"):
-        if byte in _KEEP:
+    for i, byte in enumerate(label.encode("utf-8", "surrogateescape")):
+        if byte in _KEEP and not (i == 0 and byte in _DIGITS):
             out.append(chr(byte))
         else:
             out.append("_" + _HEX[byte >> 4] + _HEX[byte & 0xF])
