@@ -103,3 +103,15 @@ def test_examples_are_found() -> None:
     assert "nvmemd-query get mac-address" in tour and "echo $?" in tour
     assert any(c.startswith("busctl tree") for c in dbus)
     assert any(c.startswith("setpriv") and "nvmemd-query" in c for c in dbus)
+
+
+def test_readme_unit_excerpts_are_the_shipped_files() -> None:
+    """The README's `ini` excerpt of the set-MAC example is the unit file's own lines
+    (its ExecStart= is what test_systemd_units runs)."""
+    text = (REPO / "README.md").read_text()
+    blocks = [b for b in re.findall(r"^  ```ini\n(.*?)^  ```$", text, re.M | re.S)
+              if "nvmemd-set-mac" in b]
+    assert len(blocks) == 1, "the set-MAC excerpt"
+    unit = (REPO / "examples/systemd/nvmemd-set-mac@.service").read_text().splitlines()
+    for line in blocks[0].splitlines():
+        assert line.strip() == "" or line.strip() in unit, line
