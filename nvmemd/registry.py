@@ -132,7 +132,8 @@ class Registry:
             in_use = [(e, c) for e, c in found if not e.standby]
             found = in_use or found
         if len(found) > 1:
-            raise AmbiguousError(spec, [f"{e.name}:{c.sysfs_name}" for e, c in found])
+            # PROVIDER/NAME@OFFSET,BIT: each candidate is a spec that names it alone
+            raise AmbiguousError(spec, [f"{e.name}/{c.sysfs_name}" for e, c in found])
         return found[0]
 
     def read_cell(self, entry: ProviderEntry, cell: CellInfo,

@@ -43,7 +43,11 @@ def test_a_spec_names_one_cell(registry: Registry, spec: str, expected: str) -> 
 def test_an_ambiguous_name_lists_every_candidate(registry: Registry) -> None:
     with pytest.raises(AmbiguousError) as info:
         registry.resolve_cell("mac-address")
-    assert "imx-ocotp0:mac-address@90,0" in str(info.value.candidates)
+    assert info.value.candidates == ["board-eeprom1/mac-address@40,0",
+                                     "imx-ocotp0/mac-address@90,0", "mtd1/mac-address@0,0"]
+    for candidate in info.value.candidates:  # each one a spec of its own
+        entry, cell = registry.resolve_cell(candidate)
+        assert f"{entry.name}/{cell.sysfs_name}" == candidate
 
 
 def test_a_provider_argument_narrows_the_search(registry: Registry) -> None:
