@@ -479,7 +479,9 @@ def test_option_of_another_subcommand_is_named_as_such(argv: tuple[str, ...],
                                                        expected: str) -> None:
     proc = run(*argv)
     assert proc.returncode == 2
-    assert proc.stderr.splitlines()[-1] == f"nvmemd-query: error: {expected}"
+    # argparse's form for a subcommand's errors, after the subcommand's usage
+    assert proc.stderr.splitlines()[-1] == f"nvmemd-query {argv[0]}: error: {expected}"
+    assert proc.stderr.startswith(f"usage: nvmemd-query {argv[0]} ")
 
 
 def test_suggestions_are_options_of_the_subcommand() -> None:

@@ -170,10 +170,10 @@ def check_options(args: Any) -> None:
         raise InvalidArgumentError("--address and --session both name a bus: give one")
     if bus and args.sysroot:
         raise InvalidArgumentError(f"--sysroot conflicts with {bus}: the daemon reads the "
-                                   "real system; use --direct for a sysroot")
+                                   f"real system; drop {bus} to read the sysroot directly")
     if bus and args.config:
         raise InvalidArgumentError(f"--config conflicts with {bus}: the daemon reads its "
-                                   "own configuration; use --direct for another file")
+                                   f"own configuration; drop {bus} to read with this one")
     if bus and args.direct:
         raise InvalidArgumentError(f"--direct conflicts with {bus}")
     if bus and args.command == "snapshot":

@@ -94,7 +94,10 @@ class Parser(argparse.ArgumentParser):
         given to: the names that subcommand takes, or which commands take it."""
         ns, extras = self.parse_known_args(args, namespace)
         if extras:
-            self.error(self._unrecognized(getattr(ns, "command", None), extras))
+            command = getattr(ns, "command", None)
+            # the usage of the subcommand the option was given to, as argparse's own errors
+            (self._subcommands().get(command or "") or self).error(
+                self._unrecognized(command, extras))
         return ns
 
     def _unrecognized(self, command: str | None, extras: list[str]) -> str:

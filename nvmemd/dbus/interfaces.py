@@ -89,9 +89,9 @@ class ManagerInterface(ServiceInterface):
     @method(name="FindCells")
     @returns("cells")
     async def find_cells(self, spec: "s") -> "ao":
-        """The object paths of every cell ``spec`` names: a cell name, ``PROVIDER:NAME``,
-        the sysfs name ``NAME@OFFSET,BIT``, a DT path or a DT label (``&label``). Empty
-        when none matches."""
+        """The object paths of every cell ``spec`` names: a cell name, ``PROVIDER/NAME``
+        (or ``PROVIDER:NAME``), the sysfs name ``NAME@OFFSET,BIT``, a DT path or a DT
+        label (``&label``). Empty when none matches."""
         _check_spec(spec)
         found = self._service.state.registry.find_cells(spec)
         return [cell_path(e.name, c.sysfs_name) for e, c in found]
