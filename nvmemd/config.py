@@ -103,6 +103,9 @@ def load_config(sysroot: Sysroot, path: str | None = None) -> Config:
         raise ConfigError(shown, None, "invalid TOML: nested too deeply") from None
 
     for section, body in data.items():
+        if section not in _SCHEMA and not isinstance(body, dict):
+            raise ConfigError(shown, section, "a key outside any section (sections: "
+                              + ", ".join(f"[{name}]" for name in _SCHEMA) + ")")
         if section not in _SCHEMA:
             raise ConfigError(shown, section, "unknown section")
         if not isinstance(body, dict):

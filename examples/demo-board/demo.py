@@ -99,7 +99,7 @@ def on_dbus() -> int:
             short = address.split(",")[0]
             _run(f"nvmemd-query --address {short} cells",
                  [sys.executable, "-m", "nvmemd.cli", "--address", address, "cells"])
-            _run(f"nvmemd-query --address {short} get &wifi_mac --format mac",
+            _run(f"nvmemd-query --address {short} get '&wifi_mac' --format mac",
                  [sys.executable, "-m", "nvmemd.cli", "--address", address, "get", "&wifi_mac",
                   "--format", "mac"])
             _run(f"busctl --address={short} tree {NVMEMD_NAME}",
