@@ -76,13 +76,14 @@ class Query:
         return rec
 
     def add_extensions(self, rec: CellRecord, entry: ProviderEntry, cell: CellInfo,
-                       value: bytes | None) -> None:
-        """What nvmemd adds beyond the kernel: mac-base decoding, the ONIE MAC range."""
+                       value: bytes | None, index: int = 0) -> None:
+        """What nvmemd adds beyond the kernel: mac-base decoding (with a consumer's
+        *index*: the address that consumer gets), the ONIE MAC range."""
         if is_mac_base(self.registry.tree, cell):
             rec["mac_base"] = True
             if value is not None:
                 try:
-                    rec["decoded"] = format_mac(decode_mac_base(value))
+                    rec["decoded"] = format_mac(decode_mac_base(value, index))
                 except NvmemError as e:
                     rec["decoded_error"] = str(e)
         if cell.name == "num-macs" and entry.num_macs is not None and value is not None:
@@ -135,7 +136,7 @@ class Query:
         entry, cell, ref = self.resolve_consumer(name, consumer, netdev)
         record = cell_record(entry, cell)
         value = self.read_cell(entry, cell, cell_id=name, index=ref.index)
-        self.add_extensions(record, entry, cell, value)
+        self.add_extensions(record, entry, cell, value, ref.index)
         record["consumer"] = ref.record()
         return record, value
 

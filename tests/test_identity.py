@@ -229,6 +229,9 @@ def test_mac_base_consumer_gets_its_index(mac_base_board: Path) -> None:
 
     got = query(mac_base_board, "get", "--netdev", "eth0", "mac-address", "-f", "mac")
     assert got.stdout == b"02:00:5e:10:01:01\n"
+    record = json.loads(query(mac_base_board, "get", "--netdev", "eth0", "mac-address",
+                              "--json").stdout)
+    assert (record["decoded"], record["consumer"]["index"]) == ("02:00:5e:10:01:01", 3)
     eth0 = _identity(mac_base_board)["interfaces"][0]  # type: ignore[index]
     assert eth0["mac_address"] == "02:00:5e:10:01:01"
 
