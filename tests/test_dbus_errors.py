@@ -57,3 +57,19 @@ def test_error_reply_hides_internals(caplog: pytest.LogCaptureFixture) -> None:
     assert reply.error_name == ERROR_FAILED
     assert reply.body == ["internal error"]
     assert "secret" in caplog.text  # logged locally only
+
+
+@pytest.mark.parametrize(("exc", "name", "text"), [
+    (PermissionError(13, "Permission denied", "/host/sysroot/sys/x"),
+     "org.nvmemd.Nvmem1.Error.AccessDenied", "permission denied"),
+    (OSError(5, "Input/output error", "/host/sysroot/sys/y"),
+     "org.nvmemd.Nvmem1.Error.IOError", "input/output error"),
+])
+def test_an_unconverted_os_error_keeps_its_kind_not_its_path(
+        exc: OSError, name: str, text: str, caplog: pytest.LogCaptureFixture) -> None:
+    """An OS error no handler turned into an NvmemError: the caller learns what kind of
+    error it was (not "internal error"), never the file name (a host path)."""
+    with caplog.at_level(logging.WARNING):
+        reply = _reply(exc)
+    assert (reply.error_name, reply.body) == (name, [text])
+    assert "/host/sysroot" in caplog.text  # logged locally only

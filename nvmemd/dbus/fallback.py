@@ -39,7 +39,7 @@ from typing import Any, Final
 from dbus_fast import DBusError, Message, Variant
 from dbus_fast.service import ServiceInterface
 
-from ..errors import InvalidArgumentError, NvmemError
+from ..errors import InvalidArgumentError, NvmemError, error_from_os
 from ..limits import check_arguments, quote
 from .flow import LIMITER, expects_reply
 from .names import (
@@ -69,6 +69,13 @@ def error_reply(msg: Message, exc: BaseException) -> Message:
         return Message.new_error(msg, ERROR_FAILED, "nvmemd is stopping")
     if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
         return Message.new_error(msg, error_name_for(InvalidArgumentError()), "name too long")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        # One a handler did not turn into an NvmemError: its errno still says what kind
+        # of error it is (EACCES: AccessDenied), but its file name may be the host's.
+        log.warning("%s.%s on %s: unconverted %s", msg.interface, msg.member, msg.path,
+                    quote(str(exc), 200))
+        converted = error_from_os(exc, "")
+        return Message.new_error(msg, error_name_for(converted), str(converted))
     # Arguments and message cut short: a caller must not be able to fill the journal.
     frames = "".join(traceback.format_tb(exc.__traceback__, limit=-8))
     log.error("internal error answering %s.%s on %s(%s): %s: %s\n%s", msg.interface,
