@@ -78,8 +78,10 @@ def _source(entry: ProviderEntry, cell: CellInfo) -> str:
 
 
 def _text(raw: bytes) -> str | None:
-    """A text value (trailing NULs and erased 0xff bytes dropped), or None if binary."""
-    raw = raw.rstrip(b"\0\xff")
+    """A text value, or None if binary: a C string (up to the first NUL; a DT string
+    property's first string), erased 0xff bytes after it dropped, as `get --format
+    string` reads it."""
+    raw = raw.split(b"\0", 1)[0].rstrip(b"\xff")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

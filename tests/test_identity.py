@@ -142,6 +142,15 @@ def test_base_mac_falls_through_invalid_sources(demo_copy: Path, text: bytes, wh
                for e in ident["errors"]), ident["errors"]  # type: ignore[attr-defined]
 
 
+def test_text_fields_are_c_strings(demo_copy: Path) -> None:
+    """What follows a field's NUL is not part of it (old bytes of a longer value), as
+    for `get --format string`."""
+    _poke(demo_copy, "board-eeprom1", 0x0, b"NVD-7\0old-serial")
+    ident = _identity(demo_copy)
+    assert ident["serial_number"] == {"value": "NVD-7",
+                                      "source": "board-eeprom1:serial-number@0,0"}
+
+
 def test_an_erased_mac_cell_is_reported(demo_copy: Path) -> None:
     _poke(demo_copy, "board-eeprom1", 0x40, b"\xff" * 6)
     ident = _identity(demo_copy)
