@@ -39,7 +39,7 @@ from dbus_fast import BusType, DBusError, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from . import __version__
-from .cli.common import describe_os_error, exit_code_for, exit_code_for_os_error
+from .cli.common import exit_code_for, exit_code_for_os_error
 from .config import Config, load_config
 from .consumers import ConsumerRef, consumer_index
 from .dbus import flow
@@ -47,7 +47,7 @@ from .dbus.names import BUS_NAME
 from .dbus.polkit import AccessPolicy
 from .dbus.service import Service
 from .devicetree import DeviceTree
-from .errors import NvmemError
+from .errors import NvmemError, describe
 from .model import BrokenProvider, ProviderEntry
 from .notify import notify, setup_logging, watchdog_interval
 from .providers import NVMEM_BUS
@@ -204,7 +204,7 @@ class Daemon:
             await self._full_rescan()
         except (NvmemError, OSError) as e:  # the providers cannot be listed now: one line
             log.error("rescan of all providers failed, keeping the last state: %s",
-                      describe_os_error(e) if isinstance(e, OSError) else e)
+                      describe(e))
             error = e
         except Exception as e:
             log.exception("rescan of all providers failed")
@@ -318,7 +318,7 @@ def start_up_error(error: NvmemError | OSError) -> int:
     if isinstance(error, NvmemError):
         log.error("%s", error)
         return exit_code_for(error)
-    log.error("%s", describe_os_error(error))
+    log.error("%s", describe(error))
     return exit_code_for_os_error(error)
 
 

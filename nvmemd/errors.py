@@ -98,6 +98,17 @@ def os_reason(e: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
+def describe(e: BaseException) -> str:
+    """One line for an error a user reads: an OS error as ``FILE: reason`` (the OS
+    errors of :class:`nvmemd.sysroot.Sysroot` name in-sysroot files), any other its
+    text."""
+    return _line(e.filename, e) if isinstance(e, OSError) else str(e)
+
+
+def _line(where: str | None, e: OSError) -> str:
+    return f"{where}: {os_reason(e)}" if where else os_reason(e)
+
+
 def error_from_os(e: OSError, path: str | None = None) -> NvmemError:
     """OS error *e* (on in-sysroot *path*, default its file name) as the nvmemd error a
     user reads: one line, and the exit status and D-Bus error of its class.
@@ -106,8 +117,7 @@ def error_from_os(e: OSError, path: str | None = None) -> NvmemError:
     other error: :class:`SysrootError` (an I/O error).  The OS errors of
     :class:`nvmemd.sysroot.Sysroot` name in-sysroot paths, never the host's.
     """
-    where = path if path is not None else e.filename
-    text = f"{where}: {os_reason(e)}" if where else os_reason(e)
+    text = _line(path if path is not None else e.filename, e)
     if e.errno in DENIED_ERRNOS:
         return AccessDeniedError(text)
     if e.errno == errno.ENOENT:

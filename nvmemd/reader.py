@@ -14,12 +14,11 @@ import errno
 import os
 import stat
 
-from .errors import AccessDeniedError, ProviderGoneError, ProviderIOError
+from .errors import DENIED_ERRNOS, AccessDeniedError, ProviderGoneError, ProviderIOError
 from .model import Access
 from .sysroot import Sysroot
 
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.ESTALE})
-_DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 _FALLBACK_ALIGNMENTS = (4, 8)
 
 
@@ -93,7 +92,7 @@ def read_range(
 
 def _translate(e: OSError, provider: str, what: str) -> Exception:
     reason = os.strerror(e.errno) if e.errno else str(e)
-    if e.errno in _DENIED_ERRNOS:
+    if e.errno in DENIED_ERRNOS:
         return AccessDeniedError(f"{provider}: permission denied (root-only provider)")
     if e.errno in _GONE_ERRNOS:
         return ProviderGoneError(f"{provider}: provider is gone")

@@ -21,7 +21,7 @@ import errno
 from .cells import add_cells_from_dt
 from .config import Config
 from .devicetree import DeviceTree, DtNode
-from .errors import DeviceTreeError, NvmemError, SysrootError, os_reason
+from .errors import DeviceTreeError, NvmemError, SysrootError, describe
 from .kernel_rules import cell_rules
 from .layouts import (
     LayoutContext,
@@ -212,14 +212,6 @@ def register_provider(sysroot: Sysroot, tree: DeviceTree, provider: Provider, co
                          validity=tuple(validity), num_macs=num_macs)
 
 
-def _why(e: Exception) -> str:
-    """One line for what broke a provider: the in-sysroot file and the reason (sysroot.py
-    names in-sysroot paths), never a host path or a Python class name."""
-    if isinstance(e, OSError):
-        return f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e)
-    return str(e)
-
-
 def _errno(e: Exception) -> int | None:
     return e.errno if isinstance(e, OSError) else None
 
@@ -238,13 +230,13 @@ def scan_provider(sysroot: Sysroot, tree: DeviceTree, name: str, config: Config
             # of a removed provider gets, until the remove uevent drops it.
             log.info("%s: removed while being scanned", name)
             return BrokenProvider(name, f"{name}: provider is gone", gone=True)
-        why = _why(e)
+        why = describe(e)
         log.warning("%s: skipped: %s", name, why)
         return BrokenProvider(name, f"{name}: {why}", errno=_errno(e))
     try:
         entry = register_provider(sysroot, tree, provider, config)
     except (OSError, SysrootError, DeviceTreeError) as e:
-        why = _why(e)
+        why = describe(e)
         log.warning("%s: device tree unusable: %s", name, why)
         return BrokenProvider(name, f"{name}: device tree unusable: {why}", errno=_errno(e))
     for err in entry.errors:

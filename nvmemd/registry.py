@@ -15,6 +15,7 @@ from .cells import decode_cell
 from .config import Config
 from .devicetree import DeviceTree
 from .errors import (
+    DENIED_ERRNOS,
     AccessDeniedError,
     AmbiguousError,
     InvalidArgumentError,
@@ -80,7 +81,7 @@ class Registry:
                 broken = self.broken[name]
                 if broken.gone:
                     raise ProviderGoneError(broken.error) from None
-                if broken.errno in (errno.EACCES, errno.EPERM):
+                if broken.errno in DENIED_ERRNOS:
                     raise AccessDeniedError(broken.error) from None
                 raise ProviderIOError(broken.error) from None
             raise NotFoundError(f"no nvmem provider named '{name}'" + did_you_mean(

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import __version__
-from .errors import OutputError, SysrootError, os_reason
+from .errors import OutputError, SysrootError, describe, os_reason
 from .providers import NVMEM_BUS, list_provider_names
 from .sysroot import NOT_RECORDED, NOT_RECORDED_DEFAULT_WHY, Sysroot
 
@@ -170,7 +170,7 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
                 st = w.sysroot.stat_file(path)  # a link resolved inside the sysroot
             except (OSError, SysrootError) as e:  # a loop (kept as it is: the replay
                 # meets it too), EACCES: noted, like an nvmem that cannot be read
-                info.unreadable.append(f"{name}: {_why(e)}")
+                info.unreadable.append(f"{name}: {describe(e)}")
                 w.copy(path)
                 continue
             mode = stat.S_IMODE(st.st_mode)
@@ -184,9 +184,9 @@ def _device_files(w: _Writer, sys_path: str, include_protected: bool, max_bytes:
             try:
                 data = w.sysroot.read_file(path, max_bytes)
             except OSError as e:
-                info.unreadable.append(f"{name}: {_why(e)}")
+                info.unreadable.append(f"{name}: {describe(e)}")
                 _not_recorded(w, sys_path, mode, b"", size,
-                              f"the snapshot could not read it: {_why(e)}")
+                              f"the snapshot could not read it: {describe(e)}")
                 continue
             if len(data) < size:
                 if st.st_size > max_bytes:
@@ -337,13 +337,6 @@ def _temporary(dest: str, output: str) -> tuple[int, str]:
     raise OutputError(f"{output}: cannot write the snapshot: no free temporary name")
 
 
-def _why(e: OSError | SysrootError) -> str:
-    """One line for a note: the in-sysroot file (nvmemd.sysroot names them) and the reason."""
-    if isinstance(e, OSError):
-        return f"{e.filename}: {os_reason(e)}" if e.filename else os_reason(e)
-    return str(e)
-
-
 def take_snapshot(sysroot: Sysroot, out: Path | BinaryIO, include_protected: bool = False,
                   max_provider_bytes: int = DEFAULT_MAX_PROVIDER_BYTES) -> SnapshotInfo:
     """Write the snapshot (a gzip'd tar) to file *out*, or to the binary stream *out*."""
@@ -368,13 +361,13 @@ def take_snapshot(sysroot: Sysroot, out: Path | BinaryIO, include_protected: boo
                 _device_files(w, sys_path, include_protected, max_provider_bytes, info, name)
                 _ancestors(w, sys_path)
             except (OSError, SysrootError) as e:  # noted; the other providers are recorded
-                info.unreadable.append(f"{name}: {_why(e)}")
+                info.unreadable.append(f"{name}: {describe(e)}")
                 continue
             info.providers.append(name)
             try:
                 cells = _kernel_cells(sysroot, sys_path, include_protected)
             except (OSError, SysrootError) as e:
-                info.unreadable.append(f"{name}: cells: {_why(e)}")
+                info.unreadable.append(f"{name}: cells: {describe(e)}")
                 cells = None
             kernel_providers.append({"provider": name, "cells": cells})
         for dt_root in _DT_ROOTS:
@@ -386,7 +379,7 @@ def take_snapshot(sysroot: Sysroot, out: Path | BinaryIO, include_protected: boo
         try:
             netdevs = sysroot.listdir("/sys/class/net")
         except (OSError, SysrootError) as e:
-            info.unreadable.append(_why(e))
+            info.unreadable.append(describe(e))
             netdevs = []
         for netdev in netdevs:
             w.copy(f"/sys/class/net/{netdev}")

@@ -23,7 +23,7 @@ from ..errors import (
     ProviderGoneError,
     ProviderIOError,
     SysrootError,
-    os_reason,
+    describe,
 )
 from .formats import INTEGER_FORMATS, env_line, env_name, format_value
 
@@ -67,12 +67,6 @@ def exit_code_for(error: NvmemError) -> int:
 def exit_code_for_os_error(error: OSError) -> int:
     """EACCES/EPERM: 4 (as a root-only provider); every other OS error: 5 (I/O)."""
     return EXIT_ACCESS if isinstance(error, PermissionError) else EXIT_IO
-
-
-def describe_os_error(error: OSError) -> str:
-    """One line: the file (in-sysroot when nvmemd.sysroot raised it) and what went wrong."""
-    what = os_reason(error)
-    return f"{error.filename}: {what}" if error.filename is not None else what
 
 
 #: C0 controls, DEL and C1 controls (ESC and CSI start terminal escape sequences).
@@ -128,7 +122,7 @@ def guarded(run: Callable[[BinaryIO], int], verbose: int) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILURE
     except OSError as e:
-        warn(describe_os_error(e))
+        warn(describe(e))
         return exit_code_for_os_error(e)
     except KeyboardInterrupt:
         return 130

@@ -29,7 +29,6 @@ from .common import (  # noqa: F401  (exit codes and helpers: nvmemd.cli.main's 
     EXIT_TIMEOUT,
     check_options,
     cmd_get,
-    describe_os_error,
     exit_code_for,
     exit_code_for_os_error,
     guarded,
