@@ -165,6 +165,10 @@ class Registry:
             size = self.sysroot.stat_file(entry.provider.nvmem_path).st_size
         except OSError:
             return entry.provider.size
+        if size >= entry.provider.size:  # sysfs, or a full recording: no marker to look up
+            return size
+        # shorter than scanned: truncated since, or a snapshot that kept less (whose
+        # marker gave the scan its real size)
         marker = self.sysroot.not_recorded(entry.provider.nvmem_path.rsplit("/", 1)[0])
         return size if marker is None else max(size, marker[0])
 
